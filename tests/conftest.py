@@ -1,0 +1,87 @@
+"""Markers, the CUDA gate and the block accounting shared by every test."""
+
+from __future__ import annotations
+
+import pytest
+
+CUDA_REASON = "needs CUDA: runs in `make test-gpu`"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--gpu", action="store_true",
+                     help="GPU run: CUDA must be present and no CUDA-marked test may be skipped")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU; skipped on CPU, required by --gpu")
+    config.addinivalue_line("markers", "raises(exc): the page block must raise exc; "
+                                       "its expected output is the exception's last line")
+    config.stash[_skipped_cuda] = []
+    config.stash[_counts] = {"executed": 0, "cuda": 0, "skipped": 0}
+
+
+_skipped_cuda = pytest.StashKey[list]()
+_counts = pytest.StashKey[dict]()
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--gpu"):
+        if not cuda_available():
+            raise pytest.UsageError("--gpu: torch.cuda.is_available() is False on this machine")
+        return
+    if cuda_available():
+        return  # a GPU is here: run the CUDA tests too
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(pytest.mark.skip(reason=CUDA_REASON))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    config = item.config
+    is_block = "block" in getattr(item, "fixturenames", ())
+    if report.when == "setup" and report.skipped:
+        if item.get_closest_marker("cuda"):
+            config.stash[_skipped_cuda].append(item.nodeid)
+            if is_block:
+                config.stash[_counts]["cuda"] += 1
+        elif is_block:
+            config.stash[_counts]["skipped"] += 1
+    elif report.when == "call" and is_block:
+        if report.skipped and item.get_closest_marker("cuda"):
+            config.stash[_skipped_cuda].append(item.nodeid)
+            config.stash[_counts]["cuda"] += 1
+        elif report.skipped:
+            config.stash[_counts]["skipped"] += 1
+        else:
+            config.stash[_counts]["executed"] += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if config.getoption("--gpu") and config.stash[_skipped_cuda]:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    c = config.stash[_counts]
+    if sum(c.values()):
+        terminalreporter.write_sep("-", "page blocks")
+        terminalreporter.write_line(
+            f"page blocks: {c['executed']} executed, {c['cuda']} CUDA-only not run here, "
+            f"{c['skipped']} skipped with a reason")
+    skipped = config.stash[_skipped_cuda]
+    if config.getoption("--gpu") and skipped:
+        terminalreporter.write_sep("!", "CUDA-marked tests were skipped in a GPU run")
+        for nodeid in skipped:
+            terminalreporter.write_line(f"  {nodeid}")

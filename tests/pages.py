@@ -1,0 +1,217 @@
+"""The pages as the reader sees them: snippet expansion, code blocks, headings.
+
+Only needs Markdown, pymdown-extensions, PyYAML and pytest-codeblocks, so that the page
+blocks also run on a GPU machine that has its own torch and no MkDocs.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import markdown
+import pytest
+import yaml
+from pytest_codeblocks import extract_from_buffer
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+SNIPPETS = ROOT / "snippets"
+LANGS = ("en", "ja")
+
+# Info strings that mean "this is Python": every such fence is executed or explicitly marked.
+PYTHON_SYNTAX = {"python", "py", "python3", "pycon"}
+FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,}|~{3,})\s*(?P<info>[^\n`]*)$")
+INCLUDE = re.compile(r"""^\s*(?:#\s*)?-{2,}8<-{2,}\s+["']([^"']+)["']""")
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
+HEADING_ID = re.compile(r"\{[^}]*#([\w-]+)[^}]*\}\s*$")
+SECTION = re.compile(r"#\s*-{2,}8<-{2,}\s*\[(start|end):(\w+)\]")
+
+
+def lang_of(path: Path) -> str:
+    return "ja" if ".ja." in path.name else "en"
+
+
+def base_key(path: Path) -> str:
+    """docs/recipes/x.ja.md -> recipes/x.md: the page, whatever its language."""
+    rel = path.relative_to(DOCS).as_posix()
+    return rel.replace(".ja.", ".")
+
+
+def markdown_pages() -> list[Path]:
+    return sorted(DOCS.rglob("*.md"))
+
+
+def notebooks() -> list[Path]:
+    return sorted(p for p in DOCS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def snippet_files() -> list[Path]:
+    return sorted(p for p in SNIPPETS.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+class _Loader(yaml.SafeLoader):
+    """Reads mkdocs.yml without MkDocs: its custom tags become plain values."""
+
+
+def _tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        return value.replace("$config_dir", str(ROOT)) if suffix == "relative" else value
+    if isinstance(node, yaml.SequenceNode):
+        seq = loader.construct_sequence(node)
+        return seq[-1] if suffix == "ENV" else seq  # !ENV [NAME, default] -> default
+    return loader.construct_mapping(node)
+
+
+_Loader.add_multi_constructor("!", lambda l, s, n: _tag(l, s, n))
+_Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda l, s, n: None)
+
+
+@functools.cache
+def mkdocs_config() -> dict:
+    return yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=_Loader)
+
+
+@functools.cache
+def snippets_config() -> dict:
+    for ext in mkdocs_config()["markdown_extensions"]:
+        if isinstance(ext, dict) and "pymdownx.snippets" in ext:
+            return dict(ext["pymdownx.snippets"])
+    raise AssertionError("pymdownx.snippets is not configured in mkdocs.yml")
+
+
+def expand(text: str) -> str:
+    """Expand --8<-- includes exactly as the site build does (same extension, same options)."""
+    md = markdown.Markdown(extensions=["pymdownx.snippets"],
+                           extension_configs={"pymdownx.snippets": snippets_config()})
+    return "\n".join(md.preprocessors["snippet"].run(text.split("\n")))
+
+
+@functools.cache
+def expanded(path: Path) -> str:
+    return expand(path.read_text(encoding="utf-8"))
+
+
+def fences(text: str) -> list[tuple[int, str, str]]:
+    """Every fenced block: (line number, info string, body). Independent of the extractor."""
+    out, lines, i = [], text.split("\n"), 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if m:
+            ticks, start = m["ticks"], i
+            i += 1
+            body = []
+            while i < len(lines) and not lines[i].strip().startswith(ticks):
+                body.append(lines[i][len(m["indent"]):] if lines[i].startswith(m["indent"]) else lines[i])
+                i += 1
+            out.append((start + 1, m["info"].strip(), "\n".join(body)))
+        i += 1
+    return out
+
+
+def is_python(info: str) -> bool:
+    return re.split(r"[\s{]", info.strip(), maxsplit=1)[0].lower() in PYTHON_SYNTAX
+
+
+def prose_lines(text: str) -> list[str]:
+    """Lines outside fenced blocks."""
+    out, fence = [], None
+    for line in text.split("\n"):
+        m = FENCE.match(line)
+        if fence is None and m:
+            fence = m["ticks"]
+        elif fence is not None and line.strip().startswith(fence):
+            fence = None
+        elif fence is None:
+            out.append(line)
+    return out
+
+
+def headings(text: str) -> list[tuple[int, str, str | None]]:
+    """(level, title, explicit id or None) for every Markdown heading outside fences."""
+    out = []
+    for line in prose_lines(text):
+        m = HEADING.match(line)
+        if m:
+            idm = HEADING_ID.search(m[2])
+            out.append((len(m[1]), m[2], idm[1] if idm else None))
+    return out
+
+
+def includes(text: str) -> list[str]:
+    return [m[1] for line in text.split("\n") if (m := INCLUDE.match(line))]
+
+
+@dataclass
+class Block:
+    """One executable Python block of a page, after snippet expansion."""
+
+    page: str  # e.g. "recipes/save-and-resume.md[en+ja]"
+    index: int
+    lineno: int
+    code: str
+    expected_output: str | None
+    marks: list = field(default_factory=list)
+
+    @property
+    def cuda(self) -> bool:
+        return any(m.name == "cuda" for m in self.marks)
+
+    @property
+    def raises(self):
+        for m in self.marks:
+            if m.name == "raises":
+                return m.args[0]
+        return None
+
+    @property
+    def skip_reason(self) -> str | None:
+        for m in self.marks:
+            if m.name == "skip":
+                return m.kwargs.get("reason") or (m.args[0] if m.args else None)
+        return None
+
+
+def _eval_mark(text: str):
+    mark = eval(text, {"pytest": pytest})  # e.g. "pytest.mark.raises(RuntimeError)"
+    return getattr(mark, "mark", mark)
+
+
+def page_blocks(path: Path) -> list[Block]:
+    """Python blocks of one page, as pytest-codeblocks reads them, whatever the info string."""
+    found = extract_from_buffer(io.StringIO(expanded(path)))
+    blocks = []
+    for cb in found:
+        if cb.syntax is None or not is_python(cb.syntax):
+            continue
+        blocks.append(Block(base_key(path), len(blocks), cb.lineno, cb.code,
+                            cb.expected_output, [_eval_mark(m) for m in cb.marks]))
+    return blocks
+
+
+def python_fence_count(path: Path) -> int:
+    """Python fences as the Markdown holds them, counted without the extractor."""
+    return sum(is_python(info) for _, info, _ in fences(expanded(path)))
+
+
+def pages_by_key() -> dict[str, dict[str, Path]]:
+    out: dict[str, dict[str, Path]] = {}
+    for p in markdown_pages() + notebooks():
+        out.setdefault(base_key(p), {})[lang_of(p)] = p
+    return out
+
+
+def snippet_sections(path: Path) -> dict[str, tuple[int, int]]:
+    """name -> (start line index, end line index) of the named sections of a snippet file."""
+    starts, out = {}, {}
+    for i, line in enumerate(path.read_text(encoding="utf-8").split("\n")):
+        m = SECTION.search(line)
+        if m and m[1] == "start":
+            starts[m[2]] = i
+        elif m:
+            out[m[2]] = (starts.pop(m[2]), i)
+    return out
