@@ -193,6 +193,11 @@ def page_blocks(path: Path) -> list[Block]:
     return blocks
 
 
+def raw_blocks(path: Path) -> list[tuple[str, list[str]]]:
+    """(code, marks) of every fence before snippet expansion: the include lines and marks."""
+    return [(cb.code, cb.marks) for cb in extract_from_buffer(io.StringIO(path.read_text(encoding="utf-8")))]
+
+
 def python_fence_count(path: Path) -> int:
     """Python fences as the Markdown holds them, counted without the extractor."""
     return sum(is_python(info) for _, info, _ in fences(expanded(path)))

@@ -1,0 +1,62 @@
+# Resume Training Cookbook: every target sets up what it needs itself.
+# `make help` lists them.
+
+# The Python that runs everything. By default a .venv with the pinned packages, created on
+# first use. On a GPU runner with its own CUDA torch: `make test-gpu PYTHON=python3`
+# (no venv, nothing downloaded; missing packages are named, see requirements-gpu.txt).
+ifeq ($(origin PYTHON),command line)
+DEPS :=
+else
+PYTHON := .venv/bin/python
+DEPS := .venv/.installed
+endif
+BASE_PYTHON ?= python3
+KATEX_VERSION := 0.19.1
+export NO_MKDOCS_2_WARNING := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help serve build test test-gpu browser notebooks katex clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.venv/.installed: requirements.txt
+	test -x .venv/bin/python || $(BASE_PYTHON) -m venv .venv
+	.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+serve: $(DEPS) ## Serve the site on http://127.0.0.1:8000 (both languages)
+	$(PYTHON) -m mkdocs serve --dev-addr 127.0.0.1:8000
+
+build: $(DEPS) ## Strict build into site/ (SITE_URL=https://... for the hosted address)
+	$(PYTHON) -m mkdocs build --strict
+
+test: $(DEPS) browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
+	$(PYTHON) -m pytest
+
+test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test was skipped
+	@$(PYTHON) -c "import importlib.util as u, sys; m=[n for n in ('torch','pytest','pytest_codeblocks','pymdownx','markdown','yaml') if not u.find_spec(n)]; sys.exit(f'missing: {m} (see requirements-gpu.txt)' if m else 0)"
+	$(PYTHON) -m pytest --gpu --ignore=tests/site
+
+browser: ## Install Debian's chromium for the browser test (as root), or say what to install
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	else \
+	  echo "NOTE: the browser test needs Debian's chromium: sudo apt-get install chromium fonts-noto-cjk"; \
+	fi
+
+notebooks: $(DEPS) ## Re-execute the notebooks in place (their stored outputs are tested)
+	$(PYTHON) scripts/run_notebooks.py
+
+katex: ## Refresh the self-hosted KaTeX from the npm package (pinned version)
+	rm -rf build/katex && mkdir -p build/katex
+	cd build/katex && npm pack --silent katex@$(KATEX_VERSION) && tar xzf katex-$(KATEX_VERSION).tgz
+	rm -rf docs/assets/katex && mkdir -p docs/assets/katex/fonts docs/assets/katex/contrib
+	cp build/katex/package/dist/katex.min.js build/katex/package/dist/katex.min.css build/katex/package/LICENSE docs/assets/katex/
+	cp build/katex/package/dist/contrib/auto-render.min.js docs/assets/katex/contrib/
+	cp build/katex/package/dist/fonts/*.woff2 docs/assets/katex/fonts/
+
+clean: ## Remove the build outputs (keeps .venv)
+	rm -rf site build .cache

@@ -1,0 +1,61 @@
+"""The strict build, and what it must produce for every page in both languages."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pages import DOCS, markdown_pages, notebooks
+
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+def _built(site, src):
+    """docs/a/b.ja.md -> site/ja/a/b/index.html (use_directory_urls)."""
+    rel = src.relative_to(DOCS).as_posix()
+    lang = "ja/" if ".ja." in rel else ""
+    rel = re.sub(r"(\.ja)?\.(md|ipynb)$", "", rel)
+    rel = "" if rel == "index" else rel + "/"
+    return site / f"{lang}{rel}index.html"
+
+
+def test_strict_build_succeeds(built_site):
+    assert (built_site / "index.html").exists()
+    assert (built_site / "ja" / "index.html").exists()
+
+
+def test_every_page_is_built_with_its_language(built_site):
+    for src in markdown_pages() + notebooks():
+        html = _built(built_site, src).read_text(encoding="utf-8")
+        lang = "ja" if ".ja." in src.name else "en"
+        assert f'<html lang="{lang}"' in html, src
+        if lang == "ja":
+            assert JAPANESE.search(html), src
+
+
+def test_notebooks_are_rendered(built_site):
+    """Guards hooks/i18n_notebooks.py: cells rendered as HTML, not the notebook's JSON."""
+    assert notebooks(), "no notebook to check"
+    for src in notebooks():
+        html = _built(built_site, src).read_text(encoding="utf-8")
+        assert "jp-Cell" in html and "jp-CodeCell" in html, src
+        assert '"cell_type"' not in html, f"{src} was copied as raw JSON"
+        first_code = next(c for c in json.loads(src.read_text(encoding="utf-8"))["cells"]
+                          if c["cell_type"] == "code")
+        first_line = "".join(first_code["source"]).split("\n")[0].split()[0]
+        assert first_line in html, src
+
+
+def test_math_is_left_for_katex_and_katex_is_self_hosted(built_site):
+    html = (built_site / "index.html").read_text(encoding="utf-8")
+    assert "assets/katex/katex.min.js" in html
+    external = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"', html)
+    assert [u for u in external if not u.startswith("http://127.0.0.1")] == []
+
+
+def test_code_blocks_have_language_class_and_copy_button(built_site):
+    html = _built(built_site, DOCS / "recipes" / "save-and-resume.md").read_text(encoding="utf-8")
+    assert 'class="language-python highlight"' in html
+    assert "content.code.copy" in html
+    # snippet markers never reach the reader
+    assert "--8&lt;--" not in html and "--8<--" not in html

@@ -1,0 +1,57 @@
+"""English and Japanese stay in step: same pages, includes, heading ids and code."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from pages import expanded, fences, headings, includes, pages_by_key
+
+PAGES = pages_by_key()
+HTML_HEADING_ID = re.compile(r"<h([1-6])[^>]*\bid=\"([^\"]+)\"")
+
+
+def test_every_page_exists_in_both_languages():
+    missing = {key: sorted({"en", "ja"} - set(langs)) for key, langs in PAGES.items()
+               if set(langs) != {"en", "ja"}}
+    assert missing == {}
+
+
+MD = {k: v for k, v in PAGES.items() if k.endswith(".md") and set(v) == {"en", "ja"}}
+NB = {k: v for k, v in PAGES.items() if k.endswith(".ipynb") and set(v) == {"en", "ja"}}
+
+
+@pytest.mark.parametrize("key", sorted(MD))
+def test_markdown_pages_match(key):
+    en, ja = (MD[key][lang] for lang in ("en", "ja"))
+    en_text, ja_text = (p.read_text(encoding="utf-8") for p in (en, ja))
+    assert includes(en_text) == includes(ja_text), "snippet includes differ"
+    en_heads, ja_heads = headings(en_text), headings(ja_text)
+    assert [h[2] for h in en_heads] == [h[2] for h in ja_heads], "heading ids differ"
+    assert [h[0] for h in en_heads] == [h[0] for h in ja_heads], "heading levels differ"
+    for level, title, hid in en_heads + ja_heads:
+        assert hid, f"heading without an explicit id: {title!r}"
+    assert [(i, b) for _, i, b in fences(expanded(en))] == \
+           [(i, b) for _, i, b in fences(expanded(ja))], "code blocks differ"
+    assert re.findall(r"<!--.*?-->", en_text) == re.findall(r"<!--.*?-->", ja_text), \
+        "block markers differ"
+
+
+def _cells(path, kind):
+    return [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+            if c["cell_type"] == kind]
+
+
+@pytest.mark.parametrize("key", sorted(NB))
+def test_notebooks_match(key):
+    en, ja = (NB[key][lang] for lang in ("en", "ja"))
+    src = lambda c: "".join(c["source"])  # noqa: E731
+    assert [src(c) for c in _cells(en, "code")] == [src(c) for c in _cells(ja, "code")]
+    ids = [[m.group(1, 2) for c in _cells(p, "markdown") for m in HTML_HEADING_ID.finditer(src(c))]
+           for p in (en, ja)]
+    assert ids[0] == ids[1], "notebook heading ids differ"
+    md_heads = [line for p in (en, ja) for c in _cells(p, "markdown")
+                for line in src(c).split("\n") if re.match(r"#{1,6}\s", line)]
+    assert md_heads == [], "notebook headings must be <hN id=...> so en and ja share the id"

@@ -1,0 +1,99 @@
+"""Claims of docs/recipes/save-and-resume.md that its blocks do not assert themselves."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+import torch.serialization as serialization
+
+from conftest import cuda_available
+from pages import DOCS
+
+PAGES = [DOCS / "recipes" / "save-and-resume.md", DOCS / "recipes" / "save-and-resume.ja.md"]
+
+
+def _trained(device="cpu", **adam):
+    model = torch.nn.Linear(4, 3).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **adam)
+    model(torch.randn(8, 4, device=device)).sum().backward()
+    optimizer.step()
+    return model, optimizer
+
+
+def cuda_tagged_checkpoint(path):
+    """Write a checkpoint whose storages are tagged cuda:0, as torch.save does from a GPU."""
+    tag = lambda storage: "cuda:0" if storage.device.type == "cpu" else None  # noqa: E731
+    serialization.register_package(0, tag, lambda obj, location: None)
+    try:
+        torch.save({"w": torch.ones(3)}, path)
+    finally:
+        serialization._package_registry[:] = [e for e in serialization._package_registry
+                                               if e[1] is not tag]
+
+
+@pytest.mark.skipif(cuda_available(), reason="with CUDA present a CUDA-tagged file loads")
+def test_quoted_cuda_checkpoint_error_is_the_real_one(tmp_path):
+    cuda_tagged_checkpoint(tmp_path / "gpu.pt")
+    with pytest.raises(RuntimeError) as info:
+        torch.load(tmp_path / "gpu.pt", weights_only=True)
+    quoted = f"RuntimeError: {info.value}"
+    for page in PAGES:
+        assert quoted in page.read_text(encoding="utf-8"), page
+    loaded = torch.load(tmp_path / "gpu.pt", map_location="cpu", weights_only=True)
+    assert loaded["w"].device.type == "cpu"
+
+
+def test_load_state_dict_overwrites_constructor_hyperparameters():
+    model, optimizer = _trained()
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=5)
+    saved_opt, saved_sched = optimizer.state_dict(), scheduler.state_dict()
+
+    optimizer2 = torch.optim.Adam(model.parameters(), lr=0.5)
+    scheduler2 = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer2, factor=0.5, patience=1)
+    optimizer2.load_state_dict(saved_opt)
+    scheduler2.load_state_dict(saved_sched)
+    assert optimizer2.param_groups[0]["lr"] == 1e-3
+    assert (scheduler2.factor, scheduler2.patience) == (0.1, 5)
+
+
+def test_adam_state_is_two_tensors_per_parameter():
+    """Adam holds two tensors the size of each parameter (plus a scalar step)."""
+    model, optimizer = _trained()
+    for p in model.parameters():
+        state = optimizer.state[p]
+        assert state["exp_avg"].shape == state["exp_avg_sq"].shape == p.shape
+        assert state["step"].numel() == 1
+
+
+@pytest.mark.cuda
+def test_moving_the_model_after_loading_breaks_step():
+    model, optimizer = _trained("cpu")
+    fresh = torch.optim.Adam(model.parameters(), lr=1e-3)
+    fresh.load_state_dict(optimizer.state_dict())
+    model.to("cuda")
+    model(torch.randn(8, 4, device="cuda")).sum().backward()
+    with pytest.raises(RuntimeError, match="device") as info:
+        fresh.step()
+    print(f"message: {info.value}")
+    assert re.search(r"cuda:0 and cpu|cpu and cuda:0", str(info.value))
+
+
+@pytest.mark.cuda
+def test_map_location_cuda_puts_step_on_the_gpu(tmp_path):
+    model, optimizer = _trained("cpu")
+    torch.save(optimizer.state_dict(), tmp_path / "opt.pt")
+    model.to("cuda")
+    fresh = torch.optim.Adam(model.parameters(), lr=1e-3)
+    fresh.load_state_dict(torch.load(tmp_path / "opt.pt", map_location="cuda", weights_only=True))
+    for p in model.parameters():
+        assert fresh.state[p]["step"].device.type == "cuda"
+        assert fresh.state[p]["exp_avg"].device.type == "cuda"
+
+
+@pytest.mark.cuda
+def test_fused_adam_keeps_step_on_the_parameters_device():
+    model, optimizer = _trained("cuda", fused=True)
+    for p in model.parameters():
+        assert optimizer.state[p]["step"].device == p.device

@@ -1,0 +1,64 @@
+"""Every snippet file is embedded by a page, and runs standalone as a script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pages import ROOT, SNIPPETS, includes, markdown_pages, raw_blocks, snippet_files, snippet_sections
+
+INCLUDED = [inc for page in markdown_pages() for inc in includes(page.read_text(encoding="utf-8"))]
+
+
+def _rel(path):
+    return path.relative_to(SNIPPETS).as_posix()
+
+
+def cuda_sections(path) -> set[str]:
+    """Sections that pages embed only in blocks marked cuda."""
+    rel = _rel(path)
+    return {inc.split(":", 1)[1]
+            for page in markdown_pages()
+            for code, marks in raw_blocks(page) if "pytest.mark.cuda" in marks
+            for inc in includes(code) if inc.startswith(rel + ":")}
+
+
+@pytest.mark.parametrize("path", snippet_files(), ids=_rel)
+def test_snippet_is_embedded_by_a_page(path):
+    rel = _rel(path)
+    assert any(inc == rel or inc.startswith(rel + ":") for inc in INCLUDED), f"{rel} is on no page"
+    sections = snippet_sections(path)
+    used = {inc.split(":", 1)[1] for inc in INCLUDED if inc.startswith(rel + ":")}
+    assert set(sections) <= used, f"sections on no page: {sorted(set(sections) - used)}"
+
+
+def _run(path, tmp_path, drop: set[str]):
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for name, (start, end) in snippet_sections(path).items():
+        if name in drop:
+            lines[start:end + 1] = [""] * (end + 1 - start)
+    script = tmp_path / path.name
+    script.write_text("\n".join(lines), encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={"PYTHONPATH": str(ROOT), **_env()})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _env():
+    import os
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+@pytest.mark.parametrize("path", snippet_files(), ids=_rel)
+def test_snippet_runs_standalone(path, tmp_path):
+    """On CPU, the sections that pages mark cuda are left out (they run in the next test)."""
+    from conftest import cuda_available
+    _run(path, tmp_path, set() if cuda_available() else cuda_sections(path))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("path", [p for p in snippet_files() if cuda_sections(p)], ids=_rel)
+def test_snippet_runs_standalone_with_cuda_sections(path, tmp_path):
+    _run(path, tmp_path, set())
