@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from devices import cuda_available
+
 CUDA_REASON = "needs CUDA: runs in `make test-gpu`"
 
 
@@ -22,14 +24,6 @@ def pytest_configure(config):
 
 _skipped_cuda = pytest.StashKey[list]()
 _counts = pytest.StashKey[dict]()
-
-
-def cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
 
 
 def pytest_collection_modifyitems(config, items):

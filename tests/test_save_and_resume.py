@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.serialization as serialization
 
-from conftest import cuda_available
+from devices import cuda_available
 from pages import DOCS
 
 PAGES = [DOCS / "recipes" / "save-and-resume.md", DOCS / "recipes" / "save-and-resume.ja.md"]

@@ -54,7 +54,7 @@ def _env():
 @pytest.mark.parametrize("path", snippet_files(), ids=_rel)
 def test_snippet_runs_standalone(path, tmp_path):
     """On CPU, the sections that pages mark cuda are left out (they run in the next test)."""
-    from conftest import cuda_available
+    from devices import cuda_available
     _run(path, tmp_path, set() if cuda_available() else cuda_sections(path))
 
 
