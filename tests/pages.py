@@ -176,9 +176,32 @@ class Block:
         return None
 
 
+class _Marks:
+    """`pytest.mark.X(args)` as written in a page comment, built with `with_args` so that
+    an exception class argument (`raises(RuntimeError)`) is not taken for a decorated object."""
+
+    class _Name:
+        def __init__(self, name):
+            self.name = name
+
+        def __call__(self, *args, **kwargs):
+            return getattr(pytest.mark, self.name).with_args(*args, **kwargs)
+
+        @property
+        def mark(self):
+            return getattr(pytest.mark, self.name).mark
+
+    def __getattr__(self, name):
+        return self._Name(name)
+
+
+class _PytestInComments:
+    mark = _Marks()
+
+
 def _eval_mark(text: str):
-    mark = eval(text, {"pytest": pytest})  # e.g. "pytest.mark.raises(RuntimeError)"
-    return getattr(mark, "mark", mark)
+    mark = eval(text, {"pytest": _PytestInComments})  # e.g. "pytest.mark.raises(RuntimeError)"
+    return mark.mark
 
 
 def page_blocks(path: Path) -> list[Block]:
