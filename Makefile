@@ -11,11 +11,13 @@ PYTHON := .venv/bin/python
 DEPS := .venv/.installed
 endif
 BASE_PYTHON ?= python3
+CHROMIUM ?= chromium
+export CHROMIUM
 KATEX_VERSION := 0.19.1
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test test-gpu browser notebooks katex clean
+.PHONY: help serve build test test-gpu browser notebooks weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,7 +41,7 @@ test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test
 	$(PYTHON) -m pytest --gpu --ignore=tests/site
 
 browser: ## Install Debian's chromium for the browser test (as root), or say what to install
-	@if command -v chromium >/dev/null; then :; \
+	@if command -v $(CHROMIUM) >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "Installing Debian's chromium for the browser test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
@@ -49,6 +51,12 @@ browser: ## Install Debian's chromium for the browser test (as root), or say wha
 
 notebooks: $(DEPS) ## Re-execute the notebooks in place (their stored outputs are tested)
 	$(PYTHON) scripts/run_notebooks.py
+
+weight: $(DEPS) browser ## Page weight of every built page (gzip KB, requests) against its budget
+	$(PYTHON) scripts/page_weight.py
+
+linkcheck: build ## Check the external links of the built site (needs network)
+	$(PYTHON) scripts/check_links.py site
 
 katex: ## Refresh the self-hosted KaTeX from the npm package (pinned version)
 	rm -rf build/katex && mkdir -p build/katex

@@ -11,7 +11,7 @@ import pytest
 
 from pages import DOCS
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = shutil.which(os.environ.get("CHROMIUM", "chromium")) or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")

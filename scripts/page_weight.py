@@ -1,0 +1,108 @@
+"""Page weight of the built site, as a reader's browser loads it on a first visit.
+
+Opens every page of a built site in headless chromium, served on 127.0.0.1, and reports the
+requests and the bytes transferred per page, gzip-compressed as a static host serves them.
+Fails when a page is over its budget or makes a request that leaves 127.0.0.1.
+
+    python scripts/page_weight.py [SITE_DIR]      # default: build into build/weight/
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import http.server
+import os
+import shutil
+import re
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = "/cookbook/"
+# Budgets in KB (gzip, first load), set from measurement with some headroom.
+BUDGET_KB = {"notebook": 260, "page": 150}
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def build(port: int) -> Path:
+    out = ROOT / "build" / "weight" / BASE.strip("/")
+    env = dict(os.environ, SITE_URL=f"http://127.0.0.1:{port}{BASE}", NO_MKDOCS_2_WARNING="1")
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)],
+                   cwd=ROOT, env=env, check=True)
+    return out
+
+
+def pages(site: Path) -> list[str]:
+    return sorted(p.parent.relative_to(site).as_posix() + "/"
+                  for p in site.rglob("index.html") if "assets" not in p.parts)
+
+
+def measure(site: Path, port: int) -> list[dict]:
+    from playwright.sync_api import sync_playwright
+
+    handler = functools.partial(_Quiet, directory=str(site.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rows = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which(os.environ.get("CHROMIUM", "chromium")), args=CHROMIUM_FLAGS)
+            for path in pages(site):
+                context = browser.new_context()  # empty cache: a first visit
+                page = context.new_page()
+                responses = []
+                page.on("response", lambda r: responses.append(r))
+                page.goto(f"http://127.0.0.1:{port}{BASE}{path}".replace("/./", "/"))
+                page.wait_for_load_state("networkidle")
+                gz = external = 0
+                for r in responses:
+                    if urlparse(r.url).hostname != "127.0.0.1":
+                        external += 1
+                        continue
+                    try:
+                        body = r.body()
+                    except Exception:  # noqa: BLE001 - e.g. a redirect has no body
+                        body = b""
+                    gz += len(gzip.compress(body, compresslevel=6))
+                html = page.content()
+                rows.append({"page": path, "requests": len(responses), "external": external,
+                             "kb": gz / 1024,
+                             "kind": "notebook" if "jp-Notebook" in html else "page"})
+                context.close()
+            browser.close()
+    finally:
+        server.shutdown()
+    return rows
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def main() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    site = Path(sys.argv[1]) if len(sys.argv) > 1 else build(port)
+    rows = measure(site, port)
+    failed = False
+    print(f"{'page':55} {'requests':>8} {'KB gzip':>8} {'budget':>7}")
+    for r in rows:
+        budget = BUDGET_KB[r["kind"]]
+        over = r["kb"] > budget or r["external"]
+        failed |= bool(over)
+        print(f"{r['page']:55} {r['requests']:8d} {r['kb']:8.1f} {budget:7d}"
+              + ("  OVER" if r["kb"] > budget else "")
+              + (f"  {r['external']} external" if r["external"] else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
