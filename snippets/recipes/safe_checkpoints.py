@@ -1,0 +1,449 @@
+# Recipe: checkpoint files that survive crashes, corruption and untrusted sources.
+# Page: docs/recipes/safe-checkpoints.md (and .ja.md).
+# The first five sections are the reusable functions (tests/test_safe_checkpoints.py runs
+# them on their own); the sections after them are the page's examples, in page order.
+
+# --8<-- [start:atomic_write]
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+
+import torch
+
+TMP_PREFIX = ".tmp-"  # every temporary file starts with this (see clean_leftovers)
+
+
+def fsync_directory(directory):
+    """Make a rename in `directory` durable: on POSIX the directory entry is data too."""
+    if os.name != "posix":
+        return  # Windows cannot open a directory; os.replace is atomic there all the same
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, write):
+    """Replace `path` with what `write(f)` writes: a reader sees the old file or the new one.
+
+    The data goes to a temporary file in the same directory (so on the same filesystem),
+    is flushed and fsync'ed, then renamed over `path` with os.replace, and the directory
+    is fsync'ed so that the rename itself survives a power cut.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{name}.", dir=directory)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()             # Python's buffer -> the kernel
+            os.fsync(f.fileno())  # the kernel's cache -> the disk
+        os.replace(tmp, path)     # atomic within one filesystem
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    fsync_directory(directory)
+# --8<-- [end:atomic_write]
+
+
+# --8<-- [start:save_checkpoint]
+CHECKPOINT = re.compile(r"ckpt-(\d{8})\.pt")  # ckpt-00000042.pt: sorts by step
+LATEST = "latest"  # a small text file holding the name of the newest complete checkpoint
+
+
+class _HashingWriter:
+    """A file wrapper that computes the sha256 of the bytes torch.save writes through it."""
+
+    def __init__(self, f):
+        self.f, self.sha256 = f, hashlib.sha256()
+
+    def write(self, data):
+        self.sha256.update(data)
+        return self.f.write(data)
+
+    def flush(self):
+        self.f.flush()
+
+
+def save_checkpoint(state, directory, step, keep=3, checksum=True):
+    """Save `state` as directory/ckpt-<step>.pt, then point `latest` at it; keep `keep` files.
+
+    With `checksum`, the sha256 of the file is written beside it as ckpt-<step>.pt.sha256
+    (the format of `sha256sum`, so `sha256sum -c` checks it too).
+    """
+    os.makedirs(directory, exist_ok=True)
+    name = f"ckpt-{step:08d}.pt"
+    path = os.path.join(directory, name)
+    writer = None
+
+    def write(f):
+        nonlocal writer
+        writer = _HashingWriter(f)
+        torch.save(state, writer)
+
+    atomic_write(path, write)
+    if checksum:
+        line = f"{writer.sha256.hexdigest()}  {name}\n".encode()
+        atomic_write(path + ".sha256", lambda f: f.write(line))
+    # The commit point: until `latest` names the new file, a reader uses the previous one.
+    atomic_write(os.path.join(directory, LATEST), lambda f: f.write(f"{name}\n".encode()))
+
+    done = sorted(n for n in os.listdir(directory) if CHECKPOINT.fullmatch(n) and n <= name)
+    for old in done[:-keep]:
+        for p in (old, old + ".sha256"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, p))
+    return path
+# --8<-- [end:save_checkpoint]
+
+
+# --8<-- [start:clean_leftovers]
+def clean_leftovers(directory):
+    """Remove the temporary files that a killed save left behind. Call it at start-up,
+    while no other process is writing to `directory`. Returns the names removed."""
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        orphan = name.endswith(".sha256") and not os.path.exists(
+            os.path.join(directory, name[: -len(".sha256")]))
+        if name.startswith(TMP_PREFIX) or orphan:
+            os.remove(os.path.join(directory, name))
+            removed.append(name)
+    return removed
+# --8<-- [end:clean_leftovers]
+
+
+# --8<-- [start:load_checkpoint]
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used; the message names the file and the problem."""
+
+
+def _first_line(exc):
+    """The informative line of a torch.load error (weights_only errors put it last)."""
+    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+    line = next((l for l in lines if "Unsupported global" in l), lines[0] if lines else "")
+    line = line.split(". This is an internal miniz error")[0]
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def load_checkpoint(path, require_checksum=False, keys=()):
+    """torch.load with weights_only=True, and an error that says which file and what is wrong."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such file")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise CheckpointError(f"{path}: the file is empty (a save was interrupted). "
+                              "Load an older checkpoint.")
+    sidecar = path + ".sha256"
+    if os.path.exists(sidecar):
+        with open(sidecar) as f:
+            expected = f.read().split()[0]
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != expected:
+            raise CheckpointError(
+                f"{path}: sha256 does not match {os.path.basename(sidecar)}: the file changed "
+                "after it was saved (truncated, or damaged on disk or in a copy). "
+                "Load an older checkpoint.")
+    elif require_checksum:
+        raise CheckpointError(f"{path}: no {os.path.basename(sidecar)} beside it")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - every failure becomes one clear message
+        raise CheckpointError(
+            f"{path}: torch.load failed ({_first_line(e)}); the file is truncated, corrupt "
+            "or not a checkpoint. Load an older checkpoint.") from e
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint, missing keys {missing}")
+    return state
+# --8<-- [end:load_checkpoint]
+
+
+# --8<-- [start:load_latest]
+def load_latest(directory, log=print, **kwargs):
+    """Load the checkpoint that `latest` names or, if it is unusable, the newest older one.
+
+    Returns (state, path), or (None, None) if there is no checkpoint at all. Raises
+    CheckpointError if there are checkpoints but none loads: do not start from scratch then.
+    """
+    if not os.path.isdir(directory):
+        return None, None
+    names = sorted((n for n in os.listdir(directory) if CHECKPOINT.fullmatch(n)), reverse=True)
+    if not names:
+        return None, None
+    try:
+        with open(os.path.join(directory, LATEST)) as f:
+            newest = f.read().strip()
+    except FileNotFoundError:
+        newest = names[0]
+    # Files newer than `latest` were never committed: skip them.
+    candidates = [newest] + [n for n in names if n < newest]
+    for name in candidates:
+        path = os.path.join(directory, name)
+        try:
+            return load_checkpoint(path, **kwargs), path
+        except CheckpointError as e:
+            log(f"skipped {e}")
+    raise CheckpointError(f"{directory}: none of {candidates} loads; see the messages above")
+# --8<-- [end:load_latest]
+
+
+# --8<-- [start:running_example]
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def build(lr=1e-3, weight_decay=0.0):
+    """Model, then the optimizer and the scheduler built on its parameters."""
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.9**epoch)
+    return model, optimizer, scheduler
+
+
+g = torch.Generator().manual_seed(0)
+inputs, targets = torch.randn(64, 8, generator=g), torch.randint(0, 2, (64,), generator=g)
+
+
+def train_one_epoch(model, optimizer):
+    for x, y in zip(inputs.split(16), targets.split(16)):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+
+def training_state(model, optimizer, scheduler, epoch):
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": epoch}
+
+
+torch.manual_seed(0)
+model, optimizer, scheduler = build(lr=1e-3, weight_decay=0.01)
+# --8<-- [end:running_example]
+
+# --8<-- [start:plain_save_loses]
+torch.save(training_state(model, optimizer, scheduler, epoch=0), "checkpoint.pt")
+
+
+class FailsHalfway:
+    """Stands in for anything that stops torch.save midway: an error, a kill, a full disk."""
+
+    def __reduce__(self):
+        raise RuntimeError("interrupted")
+
+
+state = training_state(model, optimizer, scheduler, epoch=1)
+try:
+    torch.save({**state, "extra": FailsHalfway()}, "checkpoint.pt")
+except RuntimeError:
+    pass
+
+try:
+    torch.load("checkpoint.pt", weights_only=True)
+except RuntimeError as e:
+    print(str(e).split(". ")[0])
+# --8<-- [end:plain_save_loses]
+
+# --8<-- [start:atomic_keeps]
+atomic_write("checkpoint.pt", lambda f: torch.save(state, f))  # a good checkpoint
+
+try:
+    atomic_write("checkpoint.pt", lambda f: torch.save({**state, "extra": FailsHalfway()}, f))
+except RuntimeError:
+    pass
+
+assert torch.load("checkpoint.pt", weights_only=True)["epoch"] == 1  # the old one, intact
+assert not [n for n in os.listdir(".") if n.startswith(TMP_PREFIX)]  # nothing left over
+# --8<-- [end:atomic_keeps]
+
+# --8<-- [start:save_loop]
+for epoch in range(5):
+    train_one_epoch(model, optimizer)
+    scheduler.step()
+    save_checkpoint(training_state(model, optimizer, scheduler, epoch), "checkpoints",
+                    step=epoch, keep=3)
+
+print(sorted(os.listdir("checkpoints")))
+print(open("checkpoints/latest").read().strip())
+# --8<-- [end:save_loop]
+
+# --8<-- [start:clean_up]
+# What a save killed midway leaves: a temporary file (and the older files, intact).
+with open("checkpoints/.tmp-ckpt-00000005.pt.k3x9q1", "wb") as f:
+    f.write(b"PK\x03\x04 half a checkpoint")
+
+print(clean_leftovers("checkpoints"))
+# --8<-- [end:clean_up]
+
+# --8<-- [start:resume]
+def resume(directory):
+    """Start-up: clean up, load the newest good checkpoint, rebuild everything from it."""
+    clean_leftovers(directory)
+    state, path = load_latest(directory, keys=("model", "optimizer", "scheduler", "epoch"))
+    model, optimizer, scheduler = build()
+    start_epoch = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch = state["epoch"] + 1
+    return model, optimizer, scheduler, start_epoch, path
+
+
+model2, optimizer2, scheduler2, start_epoch, path = resume("checkpoints")
+print(path, start_epoch)
+assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters()))
+# --8<-- [end:resume]
+
+try:
+    # --8<-- [start:truncated_raw]
+    import shutil
+
+    shutil.copy("checkpoints/ckpt-00000004.pt", "truncated.pt")
+    os.truncate("truncated.pt", os.path.getsize("truncated.pt") - 100)  # the last 100 bytes lost
+
+    torch.load("truncated.pt", weights_only=True)
+    # --8<-- [end:truncated_raw]
+except OSError as e:  # the page shows this error under the block
+    print(f"{type(e).__name__}: {e}")
+
+try:
+    # --8<-- [start:truncated_clear]
+    load_checkpoint("truncated.pt")
+    # --8<-- [end:truncated_clear]
+except CheckpointError as e:  # the page shows this error under the block
+    print(f"{type(e).__name__}: {e}")
+
+# --8<-- [start:flipped_byte]
+shutil.copy("checkpoints/ckpt-00000004.pt", "flipped.pt")
+shutil.copy("checkpoints/ckpt-00000004.pt.sha256", "flipped.pt.sha256")
+
+weight = model.state_dict()["0.weight"]
+with open("flipped.pt", "r+b") as f:
+    offset = f.read().find(weight.numpy().tobytes())  # where the tensor's bytes are
+    f.seek(offset + 3)
+    byte = f.read(1)[0]
+    f.seek(offset + 3)
+    f.write(bytes([byte ^ 0x40]))  # one bit of one float
+
+damaged = torch.load("flipped.pt", weights_only=True)  # loads without a word...
+assert not torch.equal(damaged["model"]["0.weight"], weight)  # ...but the weights differ
+# --8<-- [end:flipped_byte]
+
+try:
+    # --8<-- [start:flipped_checksum]
+    load_checkpoint("flipped.pt")
+    # --8<-- [end:flipped_checksum]
+except CheckpointError as e:  # the page shows this error under the block
+    print(f"{type(e).__name__}: {e}")
+
+# --8<-- [start:fallback]
+# The newest checkpoint is damaged on disk:
+os.truncate("checkpoints/ckpt-00000004.pt", 1000)
+
+model2, optimizer2, scheduler2, start_epoch, path = resume("checkpoints")
+print(path, start_epoch)
+# --8<-- [end:fallback]
+
+# --8<-- [start:untrusted]
+import pickle
+
+
+class Payload:
+    """Unpickling this calls open(..., "w"): it would create a file. Any call would do."""
+
+    def __reduce__(self):
+        return (open, ("payload_ran.txt", "w"))
+
+
+torch.save({"model": model.state_dict(), "extra": Payload()}, "untrusted.pt")
+
+try:
+    torch.load("untrusted.pt", weights_only=True)
+except pickle.UnpicklingError as e:
+    print(next(line.strip() for line in str(e).splitlines() if "Unsupported global" in line))
+
+assert not os.path.exists("payload_ran.txt")  # refused before anything was called
+# --8<-- [end:untrusted]
+
+# --8<-- [start:safetensors_weights]
+from safetensors.torch import load_file, save_file
+
+save_file(model.state_dict(), "model.safetensors")
+weights = load_file("model.safetensors")
+assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+# --8<-- [end:safetensors_weights]
+
+try:
+    # --8<-- [start:safetensors_optimizer]
+    save_file(optimizer.state_dict(), "optimizer.safetensors")
+    # --8<-- [end:safetensors_optimizer]
+except ValueError as e:  # the page shows this error under the block
+    print(f"{type(e).__name__}: {e}")
+
+# --8<-- [start:hyperparameters_overwritten]
+state, path = load_latest("checkpoints", log=lambda message: None)
+
+# A new learning rate and weight decay given to the constructors...
+model2, optimizer2, scheduler2 = build(lr=3e-4, weight_decay=0.1)
+model2.load_state_dict(state["model"])
+optimizer2.load_state_dict(state["optimizer"])
+scheduler2.load_state_dict(state["scheduler"])
+
+# ...are gone: load_state_dict restored the saved ones.
+group = optimizer2.param_groups[0]
+assert group["lr"] == state["optimizer"]["param_groups"][0]["lr"] != 3e-4
+assert group["weight_decay"] == 0.01
+print(f"lr {group['lr']:.4g}, weight_decay {group['weight_decay']}")
+# --8<-- [end:hyperparameters_overwritten]
+
+# --8<-- [start:hyperparameters_naive]
+group["lr"] = 3e-4
+train_one_epoch(model2, optimizer2)
+scheduler2.step()
+print(f"lr {group['lr']:.4g}")  # LambdaLR recomputed it from the saved base_lrs
+# --8<-- [end:hyperparameters_naive]
+
+# --8<-- [start:hyperparameters_set]
+def set_hyperparameters(optimizer, scheduler=None, lr=None, weight_decay=None):
+    """Change lr and weight decay after loading. `lr` is the new base learning rate: a
+    scheduler keeps its shape and its position, scaled to the new base."""
+    for i, group in enumerate(optimizer.param_groups):
+        if weight_decay is not None:
+            group["weight_decay"] = weight_decay
+        if lr is None:
+            continue
+        if scheduler is not None and hasattr(scheduler, "base_lrs"):
+            group["lr"] *= lr / scheduler.base_lrs[i]  # same point of the schedule
+            scheduler.base_lrs[i] = lr
+            group["initial_lr"] = lr
+        else:
+            group["lr"] = lr
+
+
+model2, optimizer2, scheduler2, start_epoch, path = resume("checkpoints")
+set_hyperparameters(optimizer2, scheduler2, lr=3e-4, weight_decay=0.1)
+
+for epoch in range(start_epoch, start_epoch + 2):
+    train_one_epoch(model2, optimizer2)
+    scheduler2.step()
+    group = optimizer2.param_groups[0]
+    assert abs(group["lr"] - 3e-4 * 0.9 ** (epoch + 1)) < 1e-12
+    assert group["weight_decay"] == 0.1
+    print(f"epoch {epoch}: lr {group['lr']:.4g}, weight_decay {group['weight_decay']}")
+
+# Saved as usual, the new values come back with the next resume.
+save_checkpoint(training_state(model2, optimizer2, scheduler2, epoch), "checkpoints", step=epoch)
+model3, optimizer3, scheduler3, start_epoch, path = resume("checkpoints")
+assert optimizer3.param_groups[0]["lr"] == optimizer2.param_groups[0]["lr"]
+assert optimizer3.param_groups[0]["weight_decay"] == 0.1 and scheduler3.base_lrs == [3e-4]
+# --8<-- [end:hyperparameters_set]

@@ -1,0 +1,366 @@
+"""Targeted tests for docs/recipes/safe-checkpoints.md and its reusable functions.
+
+The functions are the first sections of snippets/recipes/safe_checkpoints.py (up to the end
+of `load_latest`); they are executed on their own, without the page's examples.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import types
+import zipfile
+
+import pytest
+import torch
+
+from pages import DOCS, SNIPPETS, snippet_sections
+
+SNIPPET = SNIPPETS / "recipes" / "safe_checkpoints.py"
+PAGES = [DOCS / "recipes" / "safe-checkpoints.md", DOCS / "recipes" / "safe-checkpoints.ja.md"]
+
+
+def library_source() -> str:
+    lines = SNIPPET.read_text(encoding="utf-8").split("\n")
+    return "\n".join(lines[: snippet_sections(SNIPPET)["load_latest"][1] + 1])
+
+
+@pytest.fixture(scope="module")
+def sc():
+    module = types.ModuleType("safe_checkpoints")
+    exec(compile(library_source(), str(SNIPPET), "exec"), module.__dict__)
+    return module
+
+
+def small_state(step: int, n: int = 1000) -> dict:
+    """A checkpoint-shaped dict whose every tensor holds `step`: complete iff all agree."""
+    return {
+        "step": step,
+        "model": {"weight": torch.full((n,), float(step)), "bias": torch.full((3,), float(step))},
+        "optimizer": {
+            "state": {0: {"exp_avg": torch.full((n,), float(step)),
+                          "exp_avg_sq": torch.full((n,), float(step)),
+                          "step": torch.tensor(float(step))}},
+            "param_groups": [{"lr": 1e-3, "weight_decay": 0.0, "params": [0]}],
+        },
+    }
+
+
+def assert_complete(state: dict, step: int) -> None:
+    assert state["step"] == step
+    tensors = [*state["model"].values(), *state["optimizer"]["state"][0].values()]
+    assert all(bool((t == step).all()) for t in tensors), f"mixed content in step {step}"
+    assert state["optimizer"]["param_groups"] == [
+        {"lr": 1e-3, "weight_decay": 0.0, "params": [0]}]
+
+
+# --- 1. atomic save, under SIGKILL ----------------------------------------------------------
+
+KILLS = 60
+
+# One long-lived process imports torch and the functions once, then forks a fresh writer per
+# round (fork is cheap; importing torch 60 times is not). Each writer does what a training
+# run does at start-up (clean up, resume from the latest checkpoint) and then saves steps
+# as fast as it can until it is killed.
+ZYGOTE = textwrap.dedent("""
+    import os, sys, tempfile, traceback
+    import torch
+    torch.set_num_threads(1)  # no thread pool in a process that forks
+    ns = {"__name__": "safe_checkpoints"}
+    exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"), ns)
+    exec(compile(open(sys.argv[2]).read(), sys.argv[2], "exec"), ns)
+    with tempfile.TemporaryDirectory() as warm_up:  # first calls import more of torch
+        ns["save_checkpoint"](ns["small_state"](1, 10), warm_up, 1)
+        ns["load_latest"](warm_up)
+
+    def writer(directory):
+        ns["clean_leftovers"](directory)
+        state, _ = ns["load_latest"](directory, log=lambda message: None)
+        step = state["step"] if state else 0
+        while True:
+            step += 1
+            ns["save_checkpoint"](ns["small_state"](step, 250_000), directory, step, keep=3)
+
+    for line in sys.stdin:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                writer(line.strip())
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(3)
+        print(pid, flush=True)
+        print(os.waitpid(pid, 0)[1], flush=True)
+""")
+
+
+def test_sigkill_during_saves_never_loses_the_latest_checkpoint(sc, tmp_path):
+    lib = tmp_path / "lib.py"
+    lib.write_text(library_source(), encoding="utf-8")
+    helpers = tmp_path / "helpers.py"
+    helpers.write_text("import torch\n" + textwrap.dedent(
+        __import__("inspect").getsource(small_state)), encoding="utf-8")
+    directory = tmp_path / "checkpoints"
+    zygote = subprocess.Popen(
+        [sys.executable, "-c", ZYGOTE, str(lib), str(helpers)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rng = random.Random(0)
+    last_step, killed_mid_save, started = 0, 0, time.perf_counter()
+    try:
+        for round_ in range(KILLS):
+            zygote.stdin.write(f"{directory}\n")
+            zygote.stdin.flush()
+            pid = int(zygote.stdout.readline())
+            time.sleep(rng.uniform(0.02, 0.12))
+            os.kill(pid, signal.SIGKILL)
+            status = int(zygote.stdout.readline())
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
+                f"round {round_}: the writer stopped by itself (status {status})")
+
+            # What the kill left, then the next start-up: clean, load the latest.
+            leftovers = [n for n in os.listdir(directory) if n.startswith(sc.TMP_PREFIX)]
+            killed_mid_save += bool(leftovers)
+            removed = sc.clean_leftovers(str(directory))
+            assert set(leftovers) <= set(removed)
+            assert not [n for n in os.listdir(directory) if n.startswith(sc.TMP_PREFIX)]
+
+            skipped = []
+            state, path = sc.load_latest(str(directory), log=skipped.append, require_checksum=True)
+            assert skipped == [], f"round {round_}: `latest` named an unusable file: {skipped}"
+            if state is None:  # killed before the very first save finished
+                assert last_step == 0
+                continue
+            step = int(sc.CHECKPOINT.fullmatch(os.path.basename(path))[1])
+            assert_complete(state, step)
+            assert step >= last_step, "the latest checkpoint went backwards"
+            last_step = step
+    finally:
+        zygote.stdin.close()
+        zygote.wait(timeout=30)
+        errors = zygote.stderr.read()
+    elapsed = time.perf_counter() - started
+    print(f"\n{KILLS} kills in {elapsed:.1f} s; {killed_mid_save} left a temporary file; "
+          f"last step {last_step}")
+    assert zygote.returncode == 0, errors
+    assert last_step >= KILLS, "the writers made too little progress for the test to mean much"
+    assert killed_mid_save > 0, "no kill landed during a save: the test proves nothing"
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary_file(sc, tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    sc.atomic_write(str(path), lambda f: torch.save(small_state(1), f))
+
+    def fails(f):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sc.atomic_write(str(path), fails)
+    assert_complete(torch.load(path, weights_only=True), 1)
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]
+
+
+def test_keep_last_n_and_checksum_format(sc, tmp_path):
+    for step in range(1, 8):
+        sc.save_checkpoint(small_state(step), str(tmp_path), step, keep=2)
+    assert sorted(os.listdir(tmp_path)) == [
+        "ckpt-00000006.pt", "ckpt-00000006.pt.sha256",
+        "ckpt-00000007.pt", "ckpt-00000007.pt.sha256", "latest"]
+    assert (tmp_path / "latest").read_text() == "ckpt-00000007.pt\n"
+    # `sha256sum -c` format: "<hex>  <name>"
+    assert re.fullmatch(r"[0-9a-f]{64}  ckpt-00000007\.pt\n",
+                        (tmp_path / "ckpt-00000007.pt.sha256").read_text())
+
+
+def test_rename_across_filesystems_is_refused(tmp_path):
+    """The page quotes this error: os.replace cannot move a file to another filesystem."""
+    shm = "/dev/shm"
+    if not os.path.isdir(shm) or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem other than the temporary directory")
+    src = os.path.join(shm, f"safe-checkpoints-{os.getpid()}")
+    with open(src, "wb") as f:
+        f.write(b"x")
+    try:
+        with pytest.raises(OSError) as info:
+            os.replace(src, tmp_path / "moved")
+    finally:
+        os.remove(src)
+    quoted = f"OSError: [Errno {info.value.errno}] {info.value.strerror}"
+    assert quoted == "OSError: [Errno 18] Invalid cross-device link"
+    for page in PAGES:
+        assert quoted in page.read_text(encoding="utf-8"), page
+
+
+# --- 2. corrupt and truncated files ---------------------------------------------------------
+
+def _two_checkpoints(sc, directory, checksum):
+    for step in (1, 2):
+        sc.save_checkpoint(small_state(step), str(directory), step, checksum=checksum)
+    return directory / "ckpt-00000002.pt"
+
+
+@pytest.mark.parametrize("checksum", [True, False], ids=["checksum", "no-checksum"])
+@pytest.mark.parametrize("keep", [0, 1, 30, 200, 0.5, -200, -100, -1])
+def test_truncated_file_gives_a_clear_error_and_falls_back(sc, tmp_path, keep, checksum):
+    path = _two_checkpoints(sc, tmp_path, checksum)
+    size = path.stat().st_size
+    new_size = int(size * keep) if isinstance(keep, float) else keep % size
+    os.truncate(path, new_size)
+
+    with pytest.raises(sc.CheckpointError) as info:
+        sc.load_checkpoint(str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert "Load an older checkpoint." in message
+    if checksum and new_size:
+        assert "sha256 does not match ckpt-00000002.pt.sha256" in message
+    elif new_size:
+        assert "torch.load failed (" in message
+
+    skipped = []
+    state, used = sc.load_latest(str(tmp_path), log=skipped.append)
+    assert used == str(tmp_path / "ckpt-00000001.pt")
+    assert_complete(state, 1)
+    assert len(skipped) == 1 and str(path) in skipped[0]
+
+
+def _tensor_offset(path, step):
+    data = path.read_bytes()
+    offset = data.find(torch.full((1000,), float(step)).numpy().tobytes())
+    assert offset > 0
+    return offset
+
+
+def _flip(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_byte_in_tensor_data_loads_silently_without_checksum(sc, tmp_path):
+    path = _two_checkpoints(sc, tmp_path, checksum=False)
+    _flip(path, _tensor_offset(path, 2) + 3)
+    state = torch.load(path, weights_only=True)  # no error from torch.load...
+    assert not torch.equal(state["model"]["weight"], torch.full((1000,), 2.0))  # ...wrong data
+    assert sc.load_checkpoint(str(path))["step"] == 2  # and none from the loader either
+
+
+@pytest.mark.parametrize("where", ["start", "pickle", "tensor", "end"])
+def test_flipped_byte_is_caught_by_the_checksum(sc, tmp_path, where):
+    path = _two_checkpoints(sc, tmp_path, checksum=True)
+    size = path.stat().st_size
+    offset = {"start": 0, "pickle": 60, "tensor": _tensor_offset(path, 2) + 3,
+              "end": size - 10}[where]
+    _flip(path, offset)
+    with pytest.raises(sc.CheckpointError,
+                       match=re.escape(f"{path}: sha256 does not match ckpt-00000002.pt.sha256")):
+        sc.load_checkpoint(str(path))
+    state, used = sc.load_latest(str(tmp_path), log=lambda message: None)
+    assert used.endswith("ckpt-00000001.pt")
+    assert_complete(state, 1)
+
+
+def test_missing_and_required_checksum_and_keys(sc, tmp_path):
+    path = _two_checkpoints(sc, tmp_path, checksum=False)
+    with pytest.raises(sc.CheckpointError, match=re.escape(f"{path}.missing: no such file")):
+        sc.load_checkpoint(f"{path}.missing")
+    with pytest.raises(sc.CheckpointError, match="no ckpt-00000002.pt.sha256 beside it"):
+        sc.load_checkpoint(str(path), require_checksum=True)
+    with pytest.raises(sc.CheckpointError, match=r"missing keys \['scheduler'\]"):
+        sc.load_checkpoint(str(path), keys=("model", "scheduler"))
+
+
+def test_no_checkpoint_at_all_and_none_loadable(sc, tmp_path):
+    assert sc.load_latest(str(tmp_path / "absent")) == (None, None)
+    path = _two_checkpoints(sc, tmp_path, checksum=True)
+    os.truncate(path, 10)
+    os.truncate(tmp_path / "ckpt-00000001.pt", 10)
+    with pytest.raises(sc.CheckpointError, match="none of .* loads"):
+        sc.load_latest(str(tmp_path), log=lambda message: None)
+
+
+# --- 3. untrusted checkpoints -----------------------------------------------------------------
+
+class Payload:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_payload_is_refused_with_weights_only_and_runs_without(sc, tmp_path):
+    target = tmp_path / "payload_ran.txt"
+    path = tmp_path / "untrusted.pt"
+    torch.save({"weights": torch.ones(3), "extra": Payload(str(target))}, path)
+
+    with pytest.raises(pickle.UnpicklingError) as info:
+        torch.load(path, weights_only=True)
+    assert "Unsupported global: GLOBAL io.open was not an allowed global by default" in str(
+        info.value)
+    assert not target.exists()  # nothing ran
+
+    with pytest.raises(sc.CheckpointError, match="Unsupported global: GLOBAL io.open"):
+        sc.load_checkpoint(str(path))
+    assert not target.exists()
+
+    # The payload is real: the unsafe setting runs it (here, harmlessly, in a temp dir).
+    torch.load(path, weights_only=False)
+    assert target.exists()
+
+
+def test_every_torch_load_in_the_snippet_passes_weights_only():
+    calls = re.findall(r"torch\.load\((.*)", SNIPPET.read_text(encoding="utf-8"))
+    assert calls and all("weights_only=" in c for c in calls), calls
+
+
+def test_raw_torch_load_errors_quoted_on_the_page(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    torch.save(small_state(1), path)
+    data = path.read_bytes()
+    assert any(n.endswith("/data.pkl") for n in zipfile.ZipFile(path).namelist())  # a zip + pickle
+
+    quoted = []
+    for cut, expected in [(0, EOFError), (100, RuntimeError), (len(data) - 100, OSError)]:
+        path.write_bytes(data[:cut])
+        with pytest.raises(expected) as info:
+            torch.load(path, weights_only=True)
+        quoted.append(f"{type(info.value).__name__}: {str(info.value).split('. ')[0]}")
+    assert quoted[1] == ("RuntimeError: PytorchStreamReader failed reading zip archive: "
+                         "failed finding central directory")
+    assert quoted[2] == "OSError: [Errno 22] Invalid argument"
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        assert "`EOFError`" in text and quoted[1] in text and quoted[2] in text, page
+
+
+def test_weights_only_message_also_suggests_the_unsafe_retry(tmp_path):
+    """The page warns that the full message suggests weights_only=False."""
+    path = tmp_path / "untrusted.pt"
+    torch.save({"extra": Payload(str(tmp_path / "payload_ran.txt"))}, path)
+    with pytest.raises(pickle.UnpicklingError) as info:
+        torch.load(path, weights_only=True)
+    assert ("Re-running `torch.load` with `weights_only` set to `False` will likely succeed, "
+            "but it can result in arbitrary code execution") in str(info.value)
+    assert "torch.serialization.add_safe_globals([io.open])" in str(info.value)
+
+
+def test_safetensors_takes_neither_optimizer_nor_scheduler_state(tmp_path):
+    from safetensors.torch import save_file
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    for state_dict in (optimizer.state_dict(), scheduler.state_dict()):
+        with pytest.raises(ValueError, match="expected torch.Tensor"):
+            save_file(state_dict, str(tmp_path / "x.safetensors"))
