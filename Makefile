@@ -34,7 +34,7 @@ build: $(DEPS) ## Strict build into site/ (SITE_URL=https://... for the hosted a
 	$(PYTHON) -m mkdocs build --strict
 
 test: $(DEPS) browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2 --dist loadgroup
 
 test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test was skipped
 	@$(PYTHON) -c "import importlib.util as u, sys; m=[n for n in ('torch','pytest','pytest_codeblocks','pymdownx','markdown','yaml') if not u.find_spec(n)]; sys.exit(f'missing: {m} (see requirements-gpu.txt)' if m else 0)"

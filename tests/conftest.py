@@ -18,15 +18,26 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU; skipped on CPU, required by --gpu")
     config.addinivalue_line("markers", "raises(exc): the page block must raise exc; "
                                        "its expected output is the exception's last line")
+    config.addinivalue_line("markers", "xdist_group(name): run with the others of its group")
+    global _config
+    _config = config
     config.stash[_skipped_cuda] = []
     config.stash[_counts] = {"executed": 0, "cuda": 0, "skipped": 0}
 
 
+_config = None
 _skipped_cuda = pytest.StashKey[list]()
 _counts = pytest.StashKey[dict]()
 
 
 def pytest_collection_modifyitems(config, items):
+    # Under xdist (--dist loadgroup), a page's blocks share one worker, in order; so does
+    # everything that uses the one built site.
+    for item in items:
+        if item.nodeid.startswith("tests/test_pages.py::test_block["):
+            item.add_marker(pytest.mark.xdist_group(item.callspec.params["block"].page))
+        elif item.nodeid.startswith("tests/site/"):
+            item.add_marker(pytest.mark.xdist_group("site"))
     if config.getoption("--gpu"):
         if not cuda_available():
             raise pytest.UsageError("--gpu: torch.cuda.is_available() is False on this machine")
@@ -38,27 +49,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=CUDA_REASON))
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    config = item.config
-    is_block = "block" in getattr(item, "fixturenames", ())
-    if report.when == "setup" and report.skipped:
-        if item.get_closest_marker("cuda"):
-            config.stash[_skipped_cuda].append(item.nodeid)
-            if is_block:
-                config.stash[_counts]["cuda"] += 1
-        elif is_block:
-            config.stash[_counts]["skipped"] += 1
+def pytest_runtest_logreport(report):
+    """Count page blocks and catch skipped CUDA tests; runs in the main process under xdist."""
+    config = _config
+    is_block = "::test_block[" in report.nodeid
+    cuda = "cuda" in report.keywords
+    if report.skipped and report.when in ("setup", "call"):
+        if cuda:
+            config.stash[_skipped_cuda].append(report.nodeid)
+        if is_block:
+            config.stash[_counts]["cuda" if cuda else "skipped"] += 1
     elif report.when == "call" and is_block:
-        if report.skipped and item.get_closest_marker("cuda"):
-            config.stash[_skipped_cuda].append(item.nodeid)
-            config.stash[_counts]["cuda"] += 1
-        elif report.skipped:
-            config.stash[_counts]["skipped"] += 1
-        else:
-            config.stash[_counts]["executed"] += 1
+        config.stash[_counts]["executed"] += 1
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -59,3 +59,49 @@ def test_code_blocks_have_language_class_and_copy_button(built_site):
     assert "content.code.copy" in html
     # snippet markers never reach the reader
     assert "--8&lt;--" not in html and "--8<--" not in html
+
+
+def _front_matter_description(src):
+    text = src.read_text(encoding="utf-8")
+    if src.suffix == ".md":
+        m = re.match(r"---\n(.*?)\n---\n", text, re.S)
+        return m and re.search(r"^description:", m.group(1), re.M)
+    meta = json.loads(text).get("metadata", {})
+    return meta.get("description")
+
+
+def test_every_page_has_a_title_and_its_own_description(built_site):
+    site_description = re.search(r'<meta name="description" content="([^"]*)"',
+                                  (built_site / "index.html").read_text(encoding="utf-8"))[1]
+    for src in markdown_pages() + notebooks():
+        html = _built(built_site, src).read_text(encoding="utf-8")
+        assert re.search(r"<title>[^<]+</title>", html), src
+        description = re.search(r'<meta name="description" content="([^"]+)"', html)
+        assert description, src
+        if src.name not in ("index.md", "index.ja.md"):
+            assert _front_matter_description(src), f"{src}: no description in its front matter"
+            assert description[1] != site_description, src
+
+
+def test_images_have_alt_text(built_site):
+    for page in built_site.rglob("*.html"):
+        for img in re.findall(r"<img\b[^>]*>", page.read_text(encoding="utf-8")):
+            assert re.search(r'\balt="[^"]+"', img), f"{page}: {img[:120]}"
+
+
+def test_pages_link_their_translation_with_hreflang(built_site):
+    for src in markdown_pages() + notebooks():
+        html = _built(built_site, src).read_text(encoding="utf-8")
+        alternates = dict(re.findall(r'<link rel="alternate" href="([^"]+)" hreflang="(\w+)"', html))
+        assert set(alternates.values()) >= {"en", "ja"}, src
+
+
+def test_sitemap_lists_both_languages(built_site):
+    sitemap = (built_site / "sitemap.xml").read_text(encoding="utf-8")
+    assert "/ja/recipes/save-and-resume/" in sitemap
+    assert "/recipes/save-and-resume/" in sitemap
+
+
+def test_404_page_speaks_both_languages(built_site):
+    html = (built_site / "404.html").read_text(encoding="utf-8")
+    assert 'lang="en"' in html and 'lang="ja"' in html and JAPANESE.search(html)
