@@ -18,7 +18,7 @@ TMP_PREFIX = ".tmp-"  # every temporary file starts with this (see clean_leftove
 def fsync_directory(directory):
     """Make a rename in `directory` durable: on POSIX the directory entry is data too."""
     if os.name != "posix":
-        return  # Windows cannot open a directory; os.replace is atomic there all the same
+        return  # Windows cannot open a directory to fsync it
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -35,7 +35,8 @@ def atomic_write(path, write):
     """
     directory = os.path.dirname(os.path.abspath(path))
     name = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{name}.", dir=directory)  # mode 0600
+    # mkstemp makes a new file with a unique name, readable by its owner only (mode 0600).
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{name}.", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -183,6 +184,9 @@ def load_latest(directory, log=print, **kwargs):
         with open(os.path.join(directory, LATEST)) as f:
             newest = f.read().strip()
     except FileNotFoundError:
+        newest = names[0]
+    if not CHECKPOINT.fullmatch(newest):
+        log(f"skipped {directory}/{LATEST}: it names {newest!r}, not a checkpoint")
         newest = names[0]
     # Files newer than `latest` were never committed: skip them.
     candidates = [newest] + [n for n in names if n < newest]
