@@ -1,0 +1,168 @@
+"""Claims of docs/troubleshooting/errors.md that its blocks do not assert themselves.
+
+The quoted messages that no CPU block can produce are triggered here and looked up, verbatim,
+in both languages. The CUDA ones run in `make test-gpu`.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.serialization as serialization
+
+from devices import cuda_available
+from pages import DOCS
+
+PAGES = [DOCS / "troubleshooting" / "errors.md", DOCS / "troubleshooting" / "errors.ja.md"]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _lines(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def assert_quoted(message: str):
+    """`message` (as a terminal shows it) appears verbatim in the English and Japanese page."""
+    message = _lines(ANSI.sub("", message))
+    for page in PAGES:
+        assert message in _lines(page.read_text(encoding="utf-8")), (page, message)
+
+
+def _trained(device="cpu", **adam):
+    model = nn.Linear(4, 3).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **adam)
+    model(torch.randn(8, 4, device=device)).sum().backward()
+    optimizer.step()
+    return model, optimizer
+
+
+def _step(model, optimizer):
+    p = next(model.parameters())
+    optimizer.zero_grad()
+    model(torch.randn(8, 4).to(p)).sum().backward()
+    optimizer.step()
+
+
+def tagged_checkpoint(path, location):
+    """Write a checkpoint whose storages are tagged `location`, as torch.save does on that device."""
+    tag = lambda storage: location if storage.device.type == "cpu" else None  # noqa: E731
+    serialization.register_package(0, tag, lambda obj, loc: None)
+    try:
+        torch.save({"w": torch.ones(3)}, path)
+    finally:
+        serialization._package_registry[:] = [e for e in serialization._package_registry
+                                               if e[1] is not tag]
+
+
+@pytest.mark.skipif(cuda_available(), reason="with CUDA present a CUDA-tagged file loads")
+def test_cuda_checkpoint_on_cpu_message(tmp_path):
+    tagged_checkpoint(tmp_path / "gpu.pt", "cuda:0")
+    with pytest.raises(RuntimeError) as info:
+        torch.load(tmp_path / "gpu.pt", weights_only=True)
+    assert_quoted(f"RuntimeError: {info.value}")
+    loaded = torch.load(tmp_path / "gpu.pt", map_location="cpu", weights_only=True)
+    assert loaded["w"].device.type == "cpu"
+
+
+@pytest.mark.cuda
+def test_cuda_device_count_message(tmp_path):
+    """The page quotes a one-GPU machine; on n GPUs the file asks for cuda:n."""
+    n = torch.cuda.device_count()
+    tagged_checkpoint(tmp_path / "gpu.pt", f"cuda:{n}")
+    with pytest.raises(RuntimeError) as info:
+        torch.load(tmp_path / "gpu.pt", weights_only=True)
+    message = str(info.value).replace(f"device {n} but", "device 1 but").replace(
+        f"device_count() is {n}.", "device_count() is 1.")
+    assert_quoted(f"RuntimeError: {message}")
+    loaded = torch.load(tmp_path / "gpu.pt", map_location={f"cuda:{n}": "cuda:0"}, weights_only=True)
+    assert loaded["w"].device == torch.device("cuda:0")
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("adam", [{}, {"foreach": False}, {"foreach": True}, {"fused": True}],
+                         ids=["default", "for-loop", "foreach", "fused"])
+def test_device_mismatch_message_and_repair(adam):
+    """Loaded on the CPU, moved to the GPU afterwards: the quoted error, then the repair."""
+    _, saved = _trained(**adam)
+    model = nn.Linear(4, 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **adam)
+    optimizer.load_state_dict(saved.state_dict())
+    model.to("cuda")
+    with pytest.raises(RuntimeError) as info:
+        _step(model, optimizer)
+    assert_quoted(f"RuntimeError: {info.value}")
+
+    optimizer.load_state_dict(optimizer.state_dict())
+    _step(model, optimizer)
+    for p in model.parameters():
+        assert optimizer.state[p]["exp_avg"].device == p.device
+        expected = p.device if adam.get("fused") else torch.device("cpu")
+        assert optimizer.state[p]["step"].device == expected
+
+
+def test_weights_only_message_and_remedies(tmp_path):
+    path = tmp_path / "numpy_rng.pt"
+    torch.save({"numpy_rng": np.random.get_state()}, path)
+    with pytest.raises(pickle.UnpicklingError) as info:
+        torch.load(path, weights_only=True)
+    assert_quoted(f"_pickle.UnpicklingError: {info.value}")
+    # weights_only=False loads it (plain unpickling)
+    assert torch.load(path, weights_only=False)["numpy_rng"][0] == "MT19937"
+    # add_safe_globals allows them for the whole process
+    from numpy._core.multiarray import _reconstruct
+    before = serialization.get_safe_globals()
+    try:
+        serialization.add_safe_globals([_reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType])
+        torch.load(path, weights_only=True)
+    finally:
+        serialization.clear_safe_globals()
+        serialization.add_safe_globals(before)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+
+
+def test_load_state_dict_takes_every_hyperparameter_from_the_checkpoint():
+    model, optimizer = _trained()
+    scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.5, total_iters=4)
+    saved, saved_sched = optimizer.state_dict(), scheduler.state_dict()
+    optimizer2 = torch.optim.Adam(model.parameters(), lr=0.5, betas=(0.5, 0.5), weight_decay=0.1)
+    scheduler2 = torch.optim.lr_scheduler.LinearLR(optimizer2, start_factor=0.5, total_iters=4)
+    optimizer2.load_state_dict(saved)
+    scheduler2.load_state_dict(saved_sched)
+    group = optimizer2.param_groups[0]
+    assert (group["betas"], group["weight_decay"]) == ((0.9, 0.999), 0)
+    assert scheduler2.base_lrs == [1e-3]  # the scheduler's base_lrs come from its checkpoint
+
+
+def test_ddp_adds_the_module_prefix(tmp_path):
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ddp = nn.parallel.DistributedDataParallel(nn.Linear(4, 3))
+        assert list(ddp.state_dict()) == ["module.weight", "module.bias"]
+    finally:
+        dist.destroy_process_group()
+
+
+def test_consume_prefix_is_a_no_op_without_the_prefix():
+    from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
+    state_dict = nn.Linear(4, 3).state_dict()
+    consume_prefix_in_state_dict_if_present(state_dict, "module.")
+    assert list(state_dict) == ["weight", "bias"]
+
+
+def test_compiled_model_optimizer_state_dict_has_no_prefix():
+    """The optimizer's state dict of a compiled model loads into the plain model's optimizer."""
+    model = nn.Linear(4, 3)
+    compiled = torch.compile(model)
+    optimizer = torch.optim.Adam(compiled.parameters())
+    model(torch.randn(8, 4)).sum().backward()  # eager: nothing is compiled
+    optimizer.step()
+    plain = torch.optim.Adam(nn.Linear(4, 3).parameters())
+    plain.load_state_dict(optimizer.state_dict())
+    assert list(optimizer.state_dict()["state"]) == [0, 1]
