@@ -231,7 +231,7 @@ except ValueError as error:
 wrapped = nn.DataParallel(Net())  # DistributedDataParallel adds the same prefix
 torch.save(wrapped.state_dict(), "wrapped.pt")
 print(list(wrapped.state_dict())[:2])
-state_dict = torch.load("wrapped.pt", weights_only=True)
+state_dict = torch.load("wrapped.pt", map_location="cpu", weights_only=True)
 model = Net()
 # --8<-- [end:prefix_module]
 
@@ -252,7 +252,8 @@ from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 consume_prefix_in_state_dict_if_present(state_dict, "module.")  # in place; no-op if absent
 model.load_state_dict(state_dict)
-assert torch.equal(model.fc1.weight, wrapped.module.fc1.weight)
+# (with a GPU present, DataParallel has moved its module to the first GPU)
+assert torch.equal(model.fc1.weight, wrapped.module.fc1.weight.cpu())
 # --8<-- [end:prefix_fix]
 
 # --8<-- [start:prefix_compile]
