@@ -166,3 +166,8 @@ def test_compiled_model_optimizer_state_dict_has_no_prefix():
     plain = torch.optim.Adam(nn.Linear(4, 3).parameters())
     plain.load_state_dict(optimizer.state_dict())
     assert list(optimizer.state_dict()["state"]) == [0, 1]
+
+
+def test_load_state_dict_documents_the_scheduler_order():
+    doc = " ".join(torch.optim.Optimizer.load_state_dict.__doc__.split())
+    assert "called after initializing :class:`torch.optim.lr_scheduler.LRScheduler`" in doc
