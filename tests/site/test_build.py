@@ -46,11 +46,21 @@ def test_notebooks_are_rendered(built_site):
         assert first_line in html, src
 
 
-def test_math_is_left_for_katex_and_katex_is_self_hosted(built_site):
-    html = (built_site / "index.html").read_text(encoding="utf-8")
-    assert "assets/katex/katex.min.js" in html
-    external = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"', html)
-    assert [u for u in external if not u.startswith("http://127.0.0.1")] == []
+def test_math_is_typeset_at_build_time_and_nothing_is_fetched_from_outside(built_site):
+    """hooks/katex.py: pages carry KaTeX's HTML and no math script; notebooks the local one."""
+    pages = [p for p in markdown_pages() if "$" in p.read_text(encoding="utf-8")]
+    assert pages, "no page with math"
+    for src in pages:
+        html = _built(built_site, src).read_text(encoding="utf-8")
+        assert 'class="katex"' in html and "katex-error" not in html, src
+        assert "katex.min.js" not in html, src
+    for src in notebooks():
+        html = _built(built_site, src).read_text(encoding="utf-8")
+        assert re.search(r'<script src="[./]*assets/katex/katex.min.js"', html), src
+    for page in built_site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        external = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"', html)
+        assert [u for u in external if not u.startswith("http://127.0.0.1")] == [], page
 
 
 def test_code_blocks_have_language_class_and_copy_button(built_site):
