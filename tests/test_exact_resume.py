@@ -28,7 +28,7 @@ def definitions() -> str:
     """The page's definitions (setup, save_checkpoint, resume) without the runs around them."""
     lines = SNIPPET.read_text(encoding="utf-8").split("\n")
     code = []
-    for name in ("setup", "save_function", "resume_function"):
+    for name in ("setup", "save", "load"):
         start, end = snippet_sections(SNIPPET)[name]
         code.append("\n".join(lines[start + 1:end]))
     return "\n\n".join(code)

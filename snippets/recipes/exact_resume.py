@@ -77,7 +77,6 @@ print(f"{reference.step} steps, {reference.epoch} full epochs and "
 
 
 # --8<-- [start:save]
-# --8<-- [start:save_function]
 def save_checkpoint(trainer, path):
     checkpoint = {
         "model": trainer.model.state_dict(),
@@ -96,17 +95,17 @@ def save_checkpoint(trainer, path):
         "python_rng": random.getstate(),  # a tuple of int
     }
     torch.save(checkpoint, path)
-# --8<-- [end:save_function]
-
-
-first = Trainer()
-first.train_until(25)  # stop after 25 steps, in the second epoch
-save_checkpoint(first, "checkpoint.pt")
 # --8<-- [end:save]
 
 
+# --8<-- [start:save_run]
+first = Trainer()
+first.train_until(25)  # stop after 25 steps, in the second epoch
+save_checkpoint(first, "checkpoint.pt")
+# --8<-- [end:save_run]
+
+
 # --8<-- [start:load]
-# --8<-- [start:resume_function]
 def resume(path, device="cpu", skip=()):
     """Build everything as at the start, then overwrite it with the checkpoint.
 
@@ -134,15 +133,14 @@ def resume(path, device="cpu", skip=()):
     if "python_rng" not in skip:
         random.setstate(checkpoint["python_rng"])
     return trainer
-# --8<-- [end:resume_function]
-
-
-resumed = resume("checkpoint.pt")
-resumed.train_until(TOTAL_STEPS)
 # --8<-- [end:load]
 
 
 # --8<-- [start:compare]
+resumed = resume("checkpoint.pt")
+resumed.train_until(TOTAL_STEPS)
+
+
 def bitwise_equal(a, b):
     return all(torch.equal(x.cpu(), y.cpu())
                for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
