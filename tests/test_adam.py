@@ -14,6 +14,15 @@ from pages import SNIPPETS, snippet_sections
 SNIPPET = SNIPPETS / "concepts" / "adam.py"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: extra threads only spin (10x slower on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def ns():
     lines = SNIPPET.read_text(encoding="utf-8").split("\n")
