@@ -31,7 +31,6 @@ def notebooks() -> list[Path]:
 def execute(path: Path) -> nbformat.NotebookNode:
     """Run a notebook in its own folder and return it with fresh outputs; errors raise."""
     nb = nbformat.read(path, as_version=4)
-    os.environ["PYTHONHASHSEED"] = "0"  # inherited by the kernel
     client = NotebookClient(
         nb,
         kernel_name="python3",  # jupyter_client starts it with sys.executable
@@ -40,7 +39,7 @@ def execute(path: Path) -> nbformat.NotebookNode:
         record_timing=False,  # no timestamps in the stored notebook
         resources={"metadata": {"path": str(path.parent)}},
     )
-    client.execute()
+    client.execute(env={**os.environ, "PYTHONHASHSEED": "0"})  # the kernel's environment
     return nb
 
 
