@@ -117,3 +117,15 @@ def test_step_stays_on_cpu_unless_fused_or_capturable():
         step = optimizer.state[p]["step"]
         assert step.device.type == device_type, (kwargs, step.device)
         assert step.dtype == torch.float32
+
+
+def test_schedulers_change_lr_in_param_groups():
+    """The table on the page: the learning rate lives in param_groups, where schedulers set it."""
+    p = torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.Adam([p], lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    p.grad = torch.ones(3)
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == 5e-4
+    assert set(optimizer.state[p]) == {"step", "exp_avg", "exp_avg_sq"}
