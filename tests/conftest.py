@@ -41,12 +41,27 @@ def pytest_collection_modifyitems(config, items):
     if config.getoption("--gpu"):
         if not cuda_available():
             raise pytest.UsageError("--gpu: torch.cuda.is_available() is False on this machine")
+        _select_gpu_work(config, items)
         return
     if cuda_available():
         return  # a GPU is here: run the CUDA tests too
     for item in items:
         if item.get_closest_marker("cuda"):
             item.add_marker(pytest.mark.skip(reason=CUDA_REASON))
+
+
+def _select_gpu_work(config, items):
+    """A GPU run (which may use another torch than the pin) runs what needs the GPU: every
+    cuda-marked test, and all the blocks of each page that has a cuda block, in order."""
+
+    def page(item):
+        block = getattr(item, "callspec", None) and item.callspec.params.get("block")
+        return getattr(block, "page", None)
+
+    cuda_pages = {page(i) for i in items if page(i) and i.get_closest_marker("cuda")}
+    keep = [i for i in items if i.get_closest_marker("cuda") or (page(i) in cuda_pages and page(i))]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
 
 
 def pytest_runtest_logreport(report):
