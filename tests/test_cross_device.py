@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 import torch
-import torch.serialization as serialization
 
+from checkpoints import saved_as_if_on
 from devices import cuda_available
 from pages import SNIPPETS, snippet_sections
 
@@ -42,13 +42,8 @@ def tagging_cuda(fused):
 @pytest.mark.skipif(cuda_available(), reason="with CUDA present a CUDA-tagged file loads")
 @pytest.mark.parametrize("fused", [False, True])
 def test_gpu_checkpoint_resumed_on_a_machine_without_cuda(page, fused):
-    tag = tagging_cuda(fused)
-    serialization.register_package(0, tag, lambda obj, location: None)
-    try:
+    with saved_as_if_on(tagging_cuda(fused)):
         page["save"]("cpu", fused, "gpu.pt")
-    finally:
-        serialization._package_registry[:] = [e for e in serialization._package_registry
-                                               if e[1] is not tag]
     with pytest.raises(RuntimeError, match="Attempting to deserialize object on a CUDA device"):
         torch.load("gpu.pt", weights_only=True)
     model, optimizer = page["resume"]("gpu.pt", "cpu", fused)

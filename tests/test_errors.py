@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.serialization as serialization
 
+from checkpoints import saved_as_if_on
 from devices import cuda_available
 from pages import DOCS
 
@@ -50,13 +51,8 @@ def _step(model, optimizer):
 
 def tagged_checkpoint(path, location):
     """Write a checkpoint whose storages are tagged `location`, as torch.save does on that device."""
-    tag = lambda storage: location if storage.device.type == "cpu" else None  # noqa: E731
-    serialization.register_package(0, tag, lambda obj, loc: None)
-    try:
+    with saved_as_if_on(location):
         torch.save({"w": torch.ones(3)}, path)
-    finally:
-        serialization._package_registry[:] = [e for e in serialization._package_registry
-                                               if e[1] is not tag]
 
 
 @pytest.mark.skipif(cuda_available(), reason="with CUDA present a CUDA-tagged file loads")

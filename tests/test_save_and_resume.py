@@ -6,8 +6,8 @@ import re
 
 import pytest
 import torch
-import torch.serialization as serialization
 
+from checkpoints import saved_as_if_on
 from devices import cuda_available
 from pages import DOCS
 
@@ -24,13 +24,8 @@ def _trained(device="cpu", **adam):
 
 def cuda_tagged_checkpoint(path):
     """Write a checkpoint whose storages are tagged cuda:0, as torch.save does from a GPU."""
-    tag = lambda storage: "cuda:0" if storage.device.type == "cpu" else None  # noqa: E731
-    serialization.register_package(0, tag, lambda obj, location: None)
-    try:
+    with saved_as_if_on("cuda:0"):
         torch.save({"w": torch.ones(3)}, path)
-    finally:
-        serialization._package_registry[:] = [e for e in serialization._package_registry
-                                               if e[1] is not tag]
 
 
 @pytest.mark.skipif(cuda_available(), reason="with CUDA present a CUDA-tagged file loads")
