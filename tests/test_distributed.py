@@ -26,6 +26,8 @@ import torch.multiprocessing as mp
 
 from pages import DOCS, SNIPPETS, fences
 
+pytestmark = pytest.mark.xdist_group("distributed")  # module fixtures: one worker
+
 PAGES = [DOCS / "scale" / "distributed.md", DOCS / "scale" / "distributed.ja.md"]
 
 
@@ -195,6 +197,38 @@ def test_the_torchrun_commands_on_the_page_parse():
                     args = get_args_parser().parse_args(shlex.split(line)[1:])
                     assert args.training_script == "train.py"
                     assert re.fullmatch(r"\d+(:\d+)?", str(args.nnodes))
+
+
+AUTOGRAD_FORK = ("RuntimeError: Unable to handle autograd's threading in combination with "
+                 "fork-based multiprocessing. See https://github.com/pytorch/pytorch/wiki/Autograd-and-Fork")
+
+FORK_AFTER_GPU = """
+import torch, torch.multiprocessing as mp
+x = torch.ones(2, device="cuda", requires_grad=True)
+(x * 2).sum().backward()  # this process has trained on the GPU
+
+
+def child(rank):
+    y = torch.ones(2, requires_grad=True)
+    (y * 2).sum().backward()
+
+
+try:
+    mp.start_processes(child, nprocs=1, start_method="fork")
+except mp.ProcessRaisedException as error:
+    print(error)
+"""
+
+
+@pytest.mark.cuda
+def test_fork_after_training_on_the_gpu_fails_as_the_page_says():
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", FORK_AFTER_GPU], capture_output=True,
+                         text=True, timeout=120).stdout
+    assert AUTOGRAD_FORK in out, out
+    for page in PAGES:
+        assert AUTOGRAD_FORK in page.read_text(encoding="utf-8"), page
 
 
 @pytest.mark.cuda
