@@ -1,0 +1,94 @@
+"""The checkpoint-cost page: its tables come from the committed benchmark results, unedited,
+and what its prose concludes holds for those results. The benchmark itself is not run here
+(bench/checkpoint_bench.py, `make bench`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pages import DOCS, ROOT, SNIPPETS
+
+ASSETS = DOCS / "assets" / "bench"
+PAGES = [DOCS / "concepts" / "checkpoint-cost.md", DOCS / "concepts" / "checkpoint-cost.ja.md"]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("checkpoint_bench", ROOT / "bench" / "checkpoint_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _bench()
+CPU = json.loads((ASSETS / "cpu.json").read_text(encoding="utf-8"))
+GPU = json.loads((ASSETS / "gpu.json").read_text(encoding="utf-8")) if (ASSETS / "gpu.json").exists() else None
+
+
+def test_results_record_machine_versions_and_samples():
+    assert CPU["schema"] == bench.SCHEMA and CPU["kind"] == "cpu"
+    assert {"cpu", "cores", "memory_bytes", "disk_free_bytes"} <= set(CPU["machine"])
+    assert {"python", "torch", "safetensors"} <= set(CPU["versions"])
+    assert CPU["date"] and CPU["settings"]["repeats"] >= 3
+    assert len(CPU["results"]) >= 2
+    for r in CPU["results"]:
+        assert set(r["methods"]) == set(bench.METHODS)
+        for key, m in r["methods"].items():
+            assert len(m["save_s" if key != "torch_load_mmap" else "load_s"]) == CPU["settings"]["repeats"]
+        assert r["methods"]["dcp_async"]["blocked_median_s"] > 0
+
+
+def test_generated_tables_are_what_the_results_give():
+    """Nobody typed the numbers: the included tables are rendered from the JSON."""
+    assert (SNIPPETS / "concepts" / "checkpoint_cost_cpu.md").read_text(encoding="utf-8") == bench.render_cpu(CPU)
+    assert (SNIPPETS / "concepts" / "checkpoint_cost_gpu.md").read_text(encoding="utf-8") == bench.render_gpu(GPU)
+
+
+def test_pages_embed_the_tables_and_plots():
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for name in ("checkpoint_cost_cpu.md", "checkpoint_cost_gpu.md"):
+            assert f'--8<-- "concepts/{name}"' in text, (page.name, name)
+        for png in ("save_load.png", "async_save.png"):
+            assert f"../assets/bench/{png})" in text and (ASSETS / png).stat().st_size > 0
+    for png in ("save_load", "async_save"):  # the Japanese site's copy is the same plot
+        assert (ASSETS / f"{png}.ja.png").read_bytes() == (ASSETS / f"{png}.png").read_bytes()
+
+
+def test_what_the_page_concludes_holds_for_these_results():
+    s = bench.summary(CPU)
+    # Adam keeps two tensors the size of each parameter (and a scalar step).
+    assert s["adam_over_weights"] == pytest.approx(2.0, abs=0.01)
+    for r in CPU["results"]:
+        m = r["methods"]
+        # async_save gives the caller back well before the files are written.
+        assert m["dcp_async"]["blocked_median_s"] < 0.5 * m["dcp_async"]["save_median_s"]
+        # Loading costs more than reading the same bytes raw, for every format.
+        for key in ("torch_save", "torch_load_mmap", "safetensors", "dcp"):
+            assert m[key]["load_median_s"] > m["raw"]["load_median_s"], (r["params"], key)
+    big = max(CPU["results"], key=lambda r: r["params"])["methods"]
+    # On the largest model, every format saves within a small factor of the raw write,
+    assert s["save_over_raw_max"] < 3
+    # one process of dcp is no faster than one torch.save file (noise allowed),
+    assert big["dcp"]["save_median_s"] > 0.8 * big["torch_save"]["save_median_s"]
+    # and async_save's total is longer than a synchronous dcp.save.
+    assert big["dcp_async"]["save_median_s"] > big["dcp"]["save_median_s"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc/self/maps")
+def test_mmap_load_maps_the_file(tmp_path):
+    """torch.load(mmap=True) maps the file rather than reading it into memory first."""
+    path = tmp_path / "mapped.pt"
+    torch.save({"w": torch.zeros(1000)}, path)
+
+    def mapped():
+        return str(path) in Path("/proc/self/maps").read_text()
+
+    plain = torch.load(path, weights_only=True)
+    assert not mapped()
+    lazy = torch.load(path, weights_only=True, mmap=True)
+    assert mapped() and torch.equal(lazy["w"], plain["w"])
