@@ -15,6 +15,8 @@ CHROMIUM ?= chromium
 export CHROMIUM
 KATEX_VERSION := 0.19.1
 export NO_MKDOCS_2_WARNING := 1
+# The examples are tiny: one thread each is faster than threads fighting over two cores.
+export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
 .PHONY: help serve build test test-gpu browser notebooks weight linkcheck katex clean

@@ -31,13 +31,6 @@ _counts = pytest.StashKey[dict]()
 
 
 def pytest_collection_modifyitems(config, items):
-    # Under xdist (--dist loadgroup), a page's blocks share one worker, in order; so does
-    # everything that uses the one built site.
-    for item in items:
-        if item.nodeid.startswith("tests/test_pages.py::test_block["):
-            item.add_marker(pytest.mark.xdist_group(item.callspec.params["block"].page))
-        elif item.nodeid.startswith("tests/site/"):
-            item.add_marker(pytest.mark.xdist_group("site"))
     if config.getoption("--gpu"):
         if not cuda_available():
             raise pytest.UsageError("--gpu: torch.cuda.is_available() is False on this machine")

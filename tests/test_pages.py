@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import traceback
 
 import pytest
@@ -66,10 +67,14 @@ def _normalise(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip().split("\n"))
 
 
-@pytest.mark.parametrize(
-    "block",
-    [pytest.param(b, marks=b.marks, id=f"{b.page}:{b.lineno}") for b in BLOCKS],
-)
+def _param(b: Block):
+    # Under xdist (--dist loadgroup) a page's blocks share one worker, in order
+    # (a group name with "]" would be ignored).
+    group = pytest.mark.xdist_group(re.sub(r"\W", "_", b.page))
+    return pytest.param(b, marks=[*b.marks, group], id=f"{b.page}:{b.lineno}")
+
+
+@pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
 def test_block(block: Block, session: _PageSession):
     if session.failed_at is not None:
         pytest.fail(f"not run: block at line {session.failed_at} of this page failed")

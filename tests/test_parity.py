@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pages import expanded, fences, headings, includes, pages_by_key
+from pages import expanded, fences, headings, includes, pages_by_key, prose_lines
 
 PAGES = pages_by_key()
 HTML_HEADING_ID = re.compile(r"<h([1-6])[^>]*\bid=\"([^\"]+)\"")
@@ -55,3 +55,16 @@ def test_notebooks_match(key):
     md_heads = [line for p in (en, ja) for c in _cells(p, "markdown")
                 for line in src(c).split("\n") if re.match(r"#{1,6}\s", line)]
     assert md_heads == [], "notebook headings must be <hN id=...> so en and ja share the id"
+
+
+JA_CHAR = re.compile(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]")
+
+
+@pytest.mark.parametrize("key", sorted(MD))
+def test_japanese_paragraphs_do_not_break_between_japanese_characters(key):
+    """A line break between two Japanese characters shows as a space in the browser."""
+    lines = prose_lines(MD[key]["ja"].read_text(encoding="utf-8"))
+    breaks = [f"{a.strip()[-10:]} / {b.strip()[:10]}" for a, b in zip(lines, lines[1:])
+              if a.strip() and b.strip() and JA_CHAR.match(a.rstrip()[-1])
+              and JA_CHAR.match(b.lstrip()[0])]
+    assert breaks == [], "join these lines"

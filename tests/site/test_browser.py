@@ -11,6 +11,8 @@ import pytest
 
 from pages import DOCS
 
+pytestmark = pytest.mark.xdist_group("site")  # one built site per run
+
 CHROMIUM = shutil.which(os.environ.get("CHROMIUM", "chromium")) or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from pages import DOCS, markdown_pages, notebooks
+
+pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
