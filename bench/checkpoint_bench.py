@@ -72,14 +72,13 @@ def machine() -> dict:
 
 
 def versions() -> dict:
-    import numpy
     import torch
-    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
-    try:
-        import safetensors
-        out["safetensors"] = safetensors.__version__
-    except ImportError:
-        pass
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for name in ("numpy", "safetensors"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            pass
     if torch.cuda.is_available():
         out["cuda"] = torch.version.cuda
     return out
