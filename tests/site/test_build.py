@@ -101,6 +101,7 @@ def test_images_have_alt_text(built_site):
     for page in built_site.rglob("*.html"):
         for img in re.findall(r"<img\b[^>]*>", page.read_text(encoding="utf-8")):
             assert re.search(r'\balt="[^"]+"', img), f"{page}: {img[:120]}"
+            assert "No description has been provided" not in img, f"{page}: set image_alt"
 
 
 def test_pages_link_their_translation_with_hreflang(built_site):
