@@ -122,3 +122,29 @@ def test_japanese_search_finds_a_japanese_page(tab, site_url):
     p.wait_for_selector(".md-search-result__item", timeout=15000)
     links = p.eval_on_selector_all(".md-search-result__item a", "as => as.map(a => a.href)")
     assert any("/ja/" in href for href in links), links
+
+
+# A fragment of each quoted error message -> the anchor of its section.
+MESSAGES = {
+    "Expected all tensors to be on the same device": "device-mismatch",
+    "Attempting to deserialize object on a CUDA device": "cuda-checkpoint-on-cpu",
+    "Weights only load failed": "weights-only",
+    "different number of parameter groups": "param-group-count",
+    "failed finding central directory": "truncated-checkpoint",
+}
+
+
+@pytest.mark.parametrize("lang", ["", "ja/"])
+def test_searching_an_error_message_finds_its_section(tab, site_url, lang):
+    p = tab.page
+    p.goto(site_url + lang)
+    for fragment, anchor in MESSAGES.items():
+        p.locator("label.md-search__icon, .md-search__input").first.click()
+        p.fill(".md-search__input", fragment)
+        p.press(".md-search__input", "End")
+        want = f"{site_url}{lang}troubleshooting/errors/#{anchor}"
+        p.wait_for_function(
+            "want => [...document.querySelectorAll('.md-search-result__item a')]"
+            ".some(a => { const u = new URL(a.href); u.search = ''; return u.href === want; })",
+            arg=want, timeout=15000)
+        p.keyboard.press("Escape")
