@@ -19,7 +19,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test test-gpu browser notebooks weight linkcheck katex clean
+.PHONY: help serve build test test-gpu browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ browser: ## Install Debian's chromium for the browser test (as root), or say wha
 
 notebooks: $(DEPS) ## Re-execute the notebooks in place (their stored outputs are tested)
 	$(PYTHON) scripts/run_notebooks.py
+
+bench: $(DEPS) ## Checkpoint cost benchmark (CPU; minutes): JSON, plots, tables for its page
+	$(PYTHON) bench/checkpoint_bench.py
 
 weight: $(DEPS) browser ## Page weight of every built page (gzip KB, requests) against its budget
 	$(PYTHON) scripts/page_weight.py

@@ -92,3 +92,15 @@ def test_mmap_load_maps_the_file(tmp_path):
     assert not mapped()
     lazy = torch.load(path, weights_only=True, mmap=True)
     assert mapped() and torch.equal(lazy["w"], plain["w"])
+
+
+@pytest.mark.skipif(GPU is None, reason="no GPU results committed (bench --gpu not run)")
+def test_what_the_page_says_of_the_gpu_run_holds():
+    step = {r["variant"]: r for r in GPU["step"]}
+    loop, right = step["classic_loop"], step["recommended"]
+    assert loop["step_device"].startswith("cuda") and right["step_device"] == "cpu"
+    # the loop: a sync per parameter tensor at least, and a slower step
+    assert loop["syncs_per_step"] >= loop["param_tensors"] > right["syncs_per_step"]
+    assert loop["step_median_ms"] > right["step_median_ms"]
+    # pinned memory: a faster GPU-to-CPU copy than pageable memory, at every size
+    assert all(r["pinned_gb_s"] > r["pageable_gb_s"] for r in GPU["copy"])
