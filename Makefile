@@ -19,7 +19,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test test-gpu browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build test test-gpu node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,18 +29,27 @@ help: ## List the targets
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-serve: $(DEPS) ## Serve the site on http://127.0.0.1:8000 (both languages)
+serve: $(DEPS) node ## Serve the site on http://127.0.0.1:8000 (both languages)
 	$(PYTHON) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
-build: $(DEPS) ## Strict build into site/ (SITE_URL=https://... for the hosted address)
+build: $(DEPS) node ## Strict build into site/ (SITE_URL=https://... for the hosted address)
 	$(PYTHON) -m mkdocs build --strict
 
-test: $(DEPS) browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
+test: $(DEPS) node browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
 	$(PYTHON) -m pytest -n 2 --dist loadgroup
 
 test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test was skipped
 	@$(PYTHON) -c "import importlib.util as u, sys; m=[n for n in ('torch','pytest','pytest_codeblocks','pymdownx','markdown','yaml') if not u.find_spec(n)]; sys.exit(f'missing: {m} (see requirements-gpu.txt)' if m else 0)"
 	$(PYTHON) -m pytest --gpu --ignore=tests/site
+
+node: ## Check for Node.js, which typesets the math at build time (installs Debian's as root)
+	@if command -v node >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's nodejs to typeset the math at build time"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; \
+	else \
+	  echo "The build needs Node.js (node on the PATH): sudo apt-get install nodejs"; exit 1; \
+	fi
 
 browser: ## Install Debian's chromium for the browser test (as root), or say what to install
 	@if command -v $(CHROMIUM) >/dev/null; then :; \
