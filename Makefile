@@ -75,9 +75,8 @@ linkcheck: build ## Check the external links of the built site (needs network)
 katex: ## Refresh the self-hosted KaTeX from the npm package (pinned version)
 	rm -rf build/katex && mkdir -p build/katex
 	cd build/katex && npm pack --silent katex@$(KATEX_VERSION) && tar xzf katex-$(KATEX_VERSION).tgz
-	rm -rf docs/assets/katex && mkdir -p docs/assets/katex/fonts docs/assets/katex/contrib
+	rm -rf docs/assets/katex && mkdir -p docs/assets/katex/fonts
 	cp build/katex/package/dist/katex.min.js build/katex/package/dist/katex.min.css build/katex/package/LICENSE docs/assets/katex/
-	cp build/katex/package/dist/contrib/auto-render.min.js docs/assets/katex/contrib/
 	cp build/katex/package/dist/fonts/*.woff2 docs/assets/katex/fonts/
 
 clean: ## Remove the build outputs (keeps .venv)

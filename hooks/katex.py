@@ -1,9 +1,9 @@
 """Typeset math at build time with the self-hosted KaTeX, so pages need no math JavaScript.
 
 pymdownx.arithmatex (generic mode) leaves `\\(...\\)` / `\\[...\\]` in `.arithmatex` elements;
-this hook renders each one with `node hooks/katex_render.js` (one call per page) and puts
-KaTeX's HTML in its place. A TeX error fails the build, naming the page. Notebook pages keep
-their math as `$...$` text: they get KaTeX's script and auto-render instead.
+notebooks leave `$...$` / `$$...$$` as text in their rendered Markdown cells. This hook
+renders each formula with `node hooks/katex_render.js` (one call per page) and puts KaTeX's
+HTML in its place. A TeX error fails the build, naming the page.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import subprocess
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
-from mkdocs.utils import get_relative_url
 
 ROOT = Path(__file__).resolve().parent.parent
 KATEX_JS = ROOT / "docs" / "assets" / "katex" / "katex.min.js"
 RENDER_JS = Path(__file__).with_name("katex_render.js")
 MATH = re.compile(r'<(span|div) class="arithmatex">\\([(\[])(.*?)\\[)\]]</\1>', re.S)
-CLIENT_SCRIPTS = ("assets/katex/katex.min.js", "assets/katex/contrib/auto-render.min.js",
-                  "javascripts/katex.js")
+NOTEBOOK_MARKDOWN = re.compile(
+    r'(<div class="jp-RenderedHTMLCommon jp-RenderedMarkdown jp-MarkdownOutput"[^>]*>)(.*?)(</div>)', re.S)
+DOLLARS = re.compile(r"<code>.*?</code>|\$\$(.+?)\$\$|\$([^$\n]+?)\$", re.S)
 
 
 def _render(items: list[tuple[str, bool]], where: str) -> list[str]:
@@ -34,6 +34,8 @@ def _render(items: list[tuple[str, bool]], where: str) -> list[str]:
 
 
 def on_page_content(content, page, config, files):
+    if page.file.src_uri.endswith(".ipynb"):
+        content = NOTEBOOK_MARKDOWN.sub(lambda m: m[1] + _dollars_to_arithmatex(m[2]) + m[3], content)
     found = list(MATH.finditer(content))
     if not found:
         return content
@@ -43,10 +45,12 @@ def on_page_content(content, page, config, files):
                     content)
 
 
-def on_post_page(output, page, config):
-    """Notebooks: their Markdown math is rendered in the browser."""
-    if not page.file.src_uri.endswith(".ipynb"):
-        return output
-    tags = "".join(f'<script src="{get_relative_url(src, page.url)}"></script>'
-                   for src in CLIENT_SCRIPTS)
-    return output.replace("</body>", tags + "</body>", 1)
+def _dollars_to_arithmatex(cell_html: str) -> str:
+    """`$x$` / `$$x$$` in a notebook's Markdown cell -> the markup arithmatex gives Markdown pages."""
+    def sub(m):
+        if m[1] is not None:
+            return f'<div class="arithmatex">\\[{m[1]}\\]</div>'
+        if m[2] is not None:
+            return f'<span class="arithmatex">\\({m[2]}\\)</span>'
+        return m[0]  # inline code stays as it is
+    return DOLLARS.sub(sub, cell_html)

@@ -28,8 +28,8 @@ BASE = "/cookbook/"
 # Every page pays ~60 KB for Material's CSS and JS and ~90 KB for search (the index of the
 # whole site in both languages, which Material downloads on every page, its worker and the
 # Japanese segmenter); math adds KaTeX's fonts (~50 KB); notebooks their inline Jupyter CSS
-# and the KaTeX script for the math in their Markdown cells.
-BUDGET_KB = {"page": 190, "math": 250, "notebook": 500}
+# and their plots.
+BUDGET_KB = {"page": 190, "math": 250, "notebook": 430}
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 

@@ -74,12 +74,12 @@ def tab(browser):
 def math_pages() -> list[str]:
     """Pages whose source has math, as site paths (English and Japanese)."""
     out = []
-    for src in sorted(DOCS.rglob("*.md")):
+    for src in sorted([*DOCS.rglob("*.md"), *DOCS.rglob("*.ipynb")]):
         text = src.read_text(encoding="utf-8")
         if re.search(r"\$\$|(?<![\\`])\$[^$\s`][^$\n]*\$", text):
             rel = src.relative_to(DOCS).as_posix()
             lang = "ja/" if ".ja." in rel else ""
-            rel = re.sub(r"(\.ja)?\.md$", "", rel)
+            rel = re.sub(r"(\.ja)?\.(md|ipynb)$", "", rel)
             out.append(lang + ("" if rel == "index" else rel + "/"))
     return out
 

@@ -51,16 +51,17 @@ def test_notebooks_are_rendered(built_site):
 
 
 def test_math_is_typeset_at_build_time_and_nothing_is_fetched_from_outside(built_site):
-    """hooks/katex.py: pages carry KaTeX's HTML and no math script; notebooks the local one."""
-    pages = [p for p in markdown_pages() if "$" in p.read_text(encoding="utf-8")]
+    """hooks/katex.py: pages and notebooks carry KaTeX's HTML, no math script, no raw TeX."""
+    pages = [p for p in markdown_pages() + notebooks() if "$" in p.read_text(encoding="utf-8")]
     assert pages, "no page with math"
     for src in pages:
         html = _built(built_site, src).read_text(encoding="utf-8")
         assert 'class="katex"' in html and "katex-error" not in html, src
         assert "katex.min.js" not in html, src
     for src in notebooks():
-        html = _built(built_site, src).read_text(encoding="utf-8")
-        assert re.search(r'<script src="[./]*assets/katex/katex.min.js"', html), src
+        markdown = re.findall(r'jp-MarkdownOutput"[^>]*>(.*?)</div>',
+                              _built(built_site, src).read_text(encoding="utf-8"), re.S)
+        assert markdown and not any(re.search(r"\$[^$<]+\$", cell) for cell in markdown), src
     for page in built_site.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         external = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"', html)
