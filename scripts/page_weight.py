@@ -14,7 +14,6 @@ import gzip
 import http.server
 import os
 import shutil
-import re
 import socket
 import subprocess
 import sys

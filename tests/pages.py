@@ -7,8 +7,10 @@ blocks also run on a GPU machine that has its own torch and no MkDocs.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,3 +245,19 @@ def snippet_sections(path: Path) -> dict[str, tuple[int, int]]:
         elif m:
             out[m[2]] = (starts.pop(m[2]), i)
     return out
+
+
+def section_source(path: Path, *names: str) -> str:
+    """The code of named sections of a snippet file, dedented as the page shows it."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    sections = snippet_sections(path)
+    return "\n\n".join(textwrap.dedent("\n".join(lines[sections[n][0] + 1:sections[n][1]]))
+                       for n in names)
+
+
+def load_module(path: Path, name: str):
+    """Import a file that is not on the path (a script or a snippet) as module `name`."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

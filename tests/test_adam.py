@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pages import SNIPPETS, snippet_sections
+from pages import SNIPPETS, section_source
 
 SNIPPET = SNIPPETS / "concepts" / "adam.py"
 
@@ -25,12 +25,9 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def ns():
-    lines = SNIPPET.read_text(encoding="utf-8").split("\n")
-    sections = snippet_sections(SNIPPET)
     namespace = {"__name__": "adam_snippet"}
-    for name in ("setup", "adam_by_hand", "proof_helpers"):
-        start, end = sections[name]
-        exec(compile("\n".join(lines[start + 1:end]), f"{SNIPPET}:{name}", "exec"), namespace)
+    code = section_source(SNIPPET, "setup", "adam_by_hand", "proof_helpers")
+    exec(compile(code, str(SNIPPET), "exec"), namespace)
     return namespace
 
 

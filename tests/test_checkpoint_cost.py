@@ -4,27 +4,19 @@ and what its prose concludes holds for those results. The benchmark itself is no
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from pages import DOCS, ROOT, SNIPPETS
+from pages import DOCS, ROOT, SNIPPETS, load_module
 
 ASSETS = DOCS / "assets" / "bench"
 PAGES = [DOCS / "concepts" / "checkpoint-cost.md", DOCS / "concepts" / "checkpoint-cost.ja.md"]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("checkpoint_bench", ROOT / "bench" / "checkpoint_bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+bench = load_module(ROOT / "bench" / "checkpoint_bench.py", "checkpoint_bench")
 CPU = json.loads((ASSETS / "cpu.json").read_text(encoding="utf-8"))
 GPU = json.loads((ASSETS / "gpu.json").read_text(encoding="utf-8")) if (ASSETS / "gpu.json").exists() else None
 

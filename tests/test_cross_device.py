@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 import torch
 
 from checkpoints import saved_as_if_on
 from devices import cuda_available
-from pages import SNIPPETS, snippet_sections
+from pages import SNIPPETS, section_source
 
 SNIPPET = SNIPPETS / "troubleshooting" / "cross_device.py"
 
 
 def section(name: str) -> str:
-    start, end = snippet_sections(SNIPPET)[name]
-    lines = SNIPPET.read_text(encoding="utf-8").split("\n")[start + 1:end]
-    return textwrap.dedent("\n".join(lines))
+    return section_source(SNIPPET, name)
 
 
 @pytest.fixture

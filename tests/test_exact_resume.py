@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pages import DOCS, SNIPPETS, snippet_sections
+from pages import DOCS, SNIPPETS, section_source
 
 pytestmark = pytest.mark.xdist_group("exact_resume")  # module fixtures: one worker
 
@@ -27,12 +27,7 @@ OMISSIONS = ["optimizer", "scheduler", "batches_done", "loader_generator",
 
 def definitions() -> str:
     """The page's definitions (setup, save_checkpoint, resume) without the runs around them."""
-    lines = SNIPPET.read_text(encoding="utf-8").split("\n")
-    code = []
-    for name in ("setup", "save", "load"):
-        start, end = snippet_sections(SNIPPET)[name]
-        code.append("\n".join(lines[start + 1:end]))
-    return "\n\n".join(code)
+    return section_source(SNIPPET, "setup", "save", "load")
 
 
 DEFS = definitions()

@@ -8,13 +8,12 @@ Refresh the stored outputs with `make notebooks` (scripts/run_notebooks.py).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from pages import ROOT, notebooks
+from pages import ROOT, load_module, notebooks
 
 pytest.importorskip("nbclient", reason="nbclient is in requirements.txt (make test)")
 
@@ -24,10 +23,7 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 
 
 def _runner():
-    spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "scripts" / "run_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "scripts" / "run_notebooks.py", "run_notebooks")
 
 
 def _code_cells(nb: dict) -> list[dict]:
