@@ -19,10 +19,10 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test test-gpu node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build test test-gpu test-portable outputs node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .venv/.installed: requirements.txt
 	test -x .venv/bin/python || $(BASE_PYTHON) -m venv .venv
@@ -41,6 +41,19 @@ test: $(DEPS) node browser ## Everything a CPU-only machine can check: blocks, p
 test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test was skipped
 	@$(PYTHON) -c "import importlib.util as u, sys; m=[n for n in ('torch','pytest','pytest_codeblocks','pymdownx','markdown','yaml') if not u.find_spec(n)]; sys.exit(f'missing: {m} (see requirements-gpu.txt)' if m else 0)"
 	$(PYTHON) -m pytest --gpu --ignore=tests/site
+
+# Float results depend on the CPU's SIMD kernels and thread count: run the suite (without the
+# site build, which does not compute) under each kernel level the CPU has, at 1 and 3 threads.
+PORTABLE_CAPS = default $(if $(filter x86_64,$(shell uname -m)),avx2) $(if $(shell grep -m1 -ow avx512f /proc/cpuinfo 2>/dev/null),avx512)
+test-portable: $(DEPS) ## The suite as other CPUs run it: each SIMD kernel level x 1 and 3 threads
+	@set -e; for cap in $(PORTABLE_CAPS); do for threads in 1 3; do \
+	  ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=$$threads $(PYTHON) -c \
+	    "import torch; print(f'== torch {torch.__version__}, kernels {torch.backends.cpu.get_cpu_capability()}, $$threads threads')"; \
+	  ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=$$threads $(PYTHON) -m pytest -q -n 2 --dist loadgroup --ignore=tests/site; \
+	done; done
+
+outputs: $(DEPS) ## Rerun the page blocks and rewrite their stored outputs (outputs/)
+	$(PYTHON) scripts/outputs.py
 
 node: ## Check for Node.js, which typesets the math at build time (installs Debian's as root)
 	@if command -v node >/dev/null; then :; \

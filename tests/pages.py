@@ -6,11 +6,14 @@ blocks also run on a GPU machine that has its own torch and no MkDocs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import io
+import os
 import re
 import textwrap
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,12 +155,19 @@ def includes(text: str) -> list[str]:
 class Block:
     """One executable Python block of a page, after snippet expansion."""
 
-    page: str  # e.g. "recipes/save-and-resume.md[en+ja]"
+    page: str  # the page, whatever its language: "recipes/save-and-resume.md"
     index: int
     lineno: int
     code: str
     expected_output: str | None
     marks: list = field(default_factory=list)
+    section: str = ""  # the snippet section it embeds: "load_separately"
+    output_file: str | None = None  # where its output block is stored: "outputs/..."
+
+    @property
+    def id(self) -> str:
+        """recipes/save-and-resume.md::load_separately: the English page and the section."""
+        return f"{self.page}::{self.section or self.index}"
 
     @property
     def cuda(self) -> bool:
@@ -209,13 +219,50 @@ def _eval_mark(text: str):
 def page_blocks(path: Path) -> list[Block]:
     """Python blocks of one page, as pytest-codeblocks reads them, whatever the info string."""
     found = extract_from_buffer(io.StringIO(expanded(path)))
+    raw = extract_from_buffer(io.StringIO(path.read_text(encoding="utf-8")))
     blocks = []
-    for cb in found:
+    for cb, rcb in zip(found, raw, strict=True):
         if cb.syntax is None or not is_python(cb.syntax):
             continue
+        (include,) = includes(rcb.code) or [""]
+        section = include.split(":", 1)[1] if ":" in include else ""
+        out = includes(rcb.expected_output or "")
         blocks.append(Block(base_key(path), len(blocks), cb.lineno, cb.code,
-                            cb.expected_output, [_eval_mark(m) for m in cb.marks]))
+                            cb.expected_output, [_eval_mark(m) for m in cb.marks],
+                            section, out[0] if out else None))
     return blocks
+
+
+def output_path(page: str, section: str) -> str:
+    """Where the output of a page's block is stored: outputs/<page>/<section>.txt."""
+    return f"outputs/{page.removesuffix('.md')}/{section}.txt"
+
+
+def normalise_output(text: str) -> str:
+    """Trailing spaces and blank lines at either end do not count; leading spaces do."""
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+
+
+def run_block(block: Block, namespace: dict, cwd: Path) -> tuple[str, BaseException | None]:
+    """Execute one block as a reader pasting it would: (what it printed, the error it raised).
+
+    For a block marked raises(Exc), what it printed ends with the exception's last line,
+    as the page shows it."""
+    stdout = io.StringIO()
+    error = None
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout):
+            exec(compile(block.code, block.id, "exec"), namespace)
+    except BaseException as exc:  # noqa: BLE001 - the caller compares it with the page
+        error = exc
+    finally:
+        os.chdir(old)
+    shown = stdout.getvalue()
+    if error is not None and block.raises is not None and isinstance(error, block.raises):
+        shown += "".join(traceback.format_exception_only(type(error), error))
+    return shown, error
 
 
 def raw_blocks(path: Path) -> list[tuple[str, list[str]]]:
@@ -261,3 +308,25 @@ def load_module(path: Path, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def both_languages(page: str) -> list[Path]:
+    """The English page and its Japanese twin: both_languages("troubleshooting/errors.md")."""
+    en = DOCS / page
+    return [en, en.with_name(en.stem + ".ja" + en.suffix)]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _plain(text: str) -> str:
+    return "\n".join(line.rstrip() for line in _ANSI.sub("", text).split("\n"))
+
+
+def assert_quoted(page: str, *texts: str) -> None:
+    """Each text (a message as a terminal shows it) stands verbatim on the page in both
+    languages, as the reader sees it: after snippet and output expansion."""
+    for path in both_languages(page):
+        shown = _plain(expanded(path))
+        for text in texts:
+            assert _plain(text) in shown, f"{path.relative_to(DOCS)} does not quote {text!r}"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pages import DOCS, ROOT, SNIPPETS, load_module
+from pages import DOCS, ROOT, SNIPPETS, both_languages, load_module
 
 ASSETS = DOCS / "assets" / "bench"
-PAGES = [DOCS / "concepts" / "checkpoint-cost.md", DOCS / "concepts" / "checkpoint-cost.ja.md"]
+PAGES = both_languages("concepts/checkpoint-cost.md")
 
 
 bench = load_module(ROOT / "bench" / "checkpoint_bench.py", "checkpoint_bench")

@@ -24,11 +24,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from pages import DOCS, SNIPPETS, fences
+from pages import SNIPPETS, assert_quoted, both_languages, fences
 
 pytestmark = pytest.mark.xdist_group("distributed")  # module fixtures: one worker
 
-PAGES = [DOCS / "scale" / "distributed.md", DOCS / "scale" / "distributed.ja.md"]
+PAGES = both_languages("scale/distributed.md")
 
 
 def snippet():
@@ -119,9 +119,7 @@ def test_resume_in_spawned_processes_is_bitwise_equal(gloo_run):
 def test_each_process_writes_its_own_file_and_one_metadata_file(gloo_run):
     files = sorted(p.name for p in (gloo_run / "ckpt_fsdp").iterdir())
     assert files == [".metadata", "__0_0.distcp", "__1_0.distcp"], files
-    for page in PAGES:
-        text = page.read_text(encoding="utf-8")
-        assert "`__0_0.distcp`" in text and "`.metadata`" in text
+    assert_quoted("scale/distributed.md", "`__0_0.distcp`", "`.metadata`")
 
 
 def test_torchrun_sets_the_variables_the_page_names():
@@ -180,8 +178,7 @@ def test_async_save_without_a_cpu_backend_fails_as_the_page_says(tmp_path):
         dist.destroy_process_group()
     shown = f"{type(info.value).__name__}: {info.value}"
     assert shown == ASYNC_MESSAGE
-    for page in PAGES:
-        assert ASYNC_MESSAGE in page.read_text(encoding="utf-8"), page
+    assert_quoted("scale/distributed.md", ASYNC_MESSAGE)
 
 
 def test_the_torchrun_commands_on_the_page_parse():
@@ -227,8 +224,7 @@ def test_fork_after_training_on_the_gpu_fails_as_the_page_says():
     out = subprocess.run([sys.executable, "-c", FORK_AFTER_GPU], capture_output=True,
                          text=True, timeout=120).stdout
     assert AUTOGRAD_FORK in out, out
-    for page in PAGES:
-        assert AUTOGRAD_FORK in page.read_text(encoding="utf-8"), page
+    assert_quoted("scale/distributed.md", AUTOGRAD_FORK)
 
 
 @pytest.mark.cuda

@@ -17,21 +17,12 @@ import torch.serialization as serialization
 
 from checkpoints import saved_as_if_on
 from devices import cuda_available
-from pages import DOCS
-
-PAGES = [DOCS / "troubleshooting" / "errors.md", DOCS / "troubleshooting" / "errors.ja.md"]
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _lines(text: str) -> str:
-    return "\n".join(line.rstrip() for line in text.split("\n"))
+from pages import assert_quoted as quoted
 
 
 def assert_quoted(message: str):
     """`message` (as a terminal shows it) appears verbatim in the English and Japanese page."""
-    message = _lines(ANSI.sub("", message))
-    for page in PAGES:
-        assert message in _lines(page.read_text(encoding="utf-8")), (page, message)
+    quoted("troubleshooting/errors.md", message)
 
 
 def _trained(device="cpu", **adam):

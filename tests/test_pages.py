@@ -1,23 +1,22 @@
 """Run every Python block of every page, after snippet expansion, as a reader would.
 
 The blocks of a page run in order in one namespace and one working directory, like a
-reader pasting them into one Python session. Printed output is compared with the output
-block shown under the code; a block marked `raises(Exc)` must raise exactly that
-exception, with the message shown under it. English and Japanese pages whose expanded
-blocks are identical (test_parity.py requires it) run once.
+reader pasting them into one Python session; selecting one block (`-k`) runs the earlier
+blocks of its page first. Printed output is compared with the output block shown under
+the code, which is stored once in outputs/ and refreshed by `make outputs`. A block marked
+`raises(Exc)` must raise exactly that exception, with the message shown under it. English
+and Japanese pages whose expanded blocks are identical (test_parity.py requires it) run once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 import re
-import traceback
 
 import pytest
 
-from pages import Block, base_key, markdown_pages, page_blocks, python_fence_count
+from devices import cuda_available
+from pages import (Block, base_key, markdown_pages, normalise_output, output_path, page_blocks,
+                   python_fence_count, run_block)
 
 
 def _collect() -> list[Block]:
@@ -28,11 +27,12 @@ def _collect() -> list[Block]:
     out = []
     for key, variants in by_page.items():
         first = variants[0][1]
-        same = all(_signature(b) == _signature(first) for _, b in variants)
-        groups = [("+".join(lang for lang, _ in variants), first)] if same else variants
-        for langs, blocks in groups:
+        if all(_signature(b) == _signature(first) for _, b in variants):
+            out += first
+            continue
+        for lang, blocks in variants:  # test_parity fails too; run each language on its own
             for b in blocks:
-                b.page = f"{key}[{langs}]"
+                b.page = f"{key}[{lang}]"
                 out.append(b)
     return out
 
@@ -42,80 +42,85 @@ def _signature(blocks: list[Block]):
 
 
 BLOCKS = _collect()
+BY_PAGE: dict[str, list[Block]] = {}
+for _b in BLOCKS:
+    BY_PAGE.setdefault(_b.page, []).append(_b)
 
 
 class _PageSession:
-    """Namespace, working directory and failure state shared by the blocks of one page."""
+    """Namespace, working directory and progress shared by the blocks of one page."""
 
     def __init__(self, cwd):
         self.namespace = {"__name__": "__main__"}
         self.cwd = cwd
-        self.failed_at: int | None = None
+        self.done = 0  # blocks of the page run so far, in order
+        self.failed_at: str | None = None
 
 
 _sessions: dict[str, _PageSession] = {}
+
+
+def _runs_here(b: Block) -> bool:
+    return b.skip_reason is None and (cuda_available() or not b.cuda)
 
 
 @pytest.fixture
 def session(block, tmp_path_factory):
     if block.page not in _sessions:
         _sessions[block.page] = _PageSession(tmp_path_factory.mktemp("page"))
-    return _sessions[block.page]
-
-
-def _normalise(text: str) -> str:
-    return "\n".join(line.rstrip() for line in text.strip().split("\n"))
+    s = _sessions[block.page]
+    for earlier in BY_PAGE[block.page][s.done:block.index]:  # e.g. one block selected alone
+        if _runs_here(earlier) and s.failed_at is None:
+            _, error = run_block(earlier, s.namespace, s.cwd)
+            if error is not None and not (earlier.raises and isinstance(error, earlier.raises)):
+                s.failed_at = earlier.id
+    s.done = max(s.done, block.index + 1)
+    return s
 
 
 def _param(b: Block):
     # Under xdist (--dist loadgroup) a page's blocks share one worker, in order
     # (a group name with "]" would be ignored).
     group = pytest.mark.xdist_group(re.sub(r"\W", "_", b.page))
-    return pytest.param(b, marks=[*b.marks, group], id=f"{b.page}:{b.lineno}")
+    return pytest.param(b, marks=[*b.marks, group], id=b.id)
 
 
 @pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
 def test_block(block: Block, session: _PageSession):
     if session.failed_at is not None:
-        pytest.fail(f"not run: block at line {session.failed_at} of this page failed")
-    stdout = io.StringIO()
-    error = None
-    old = os.getcwd()
-    os.chdir(session.cwd)
-    try:
-        with contextlib.redirect_stdout(stdout):
-            exec(compile(block.code, f"{block.page}:{block.lineno}", "exec"), session.namespace)
-    except BaseException as exc:  # noqa: BLE001 - compared with what the page promises below
-        error = exc
-    finally:
-        os.chdir(old)
-
+        pytest.fail(f"not run: {session.failed_at} failed before it")
+    shown, error = run_block(block, session.namespace, session.cwd)
     expected_exc = block.raises
     if expected_exc is not None:
         assert block.expected_output is not None, "a `raises` block must show the message"
         if not isinstance(error, expected_exc):
-            session.failed_at = block.lineno
+            session.failed_at = block.id
             if error is not None:
                 raise error
             pytest.fail(f"the block did not raise {expected_exc.__name__}")
-        shown = stdout.getvalue() + "".join(traceback.format_exception_only(type(error), error))
-    else:
-        if error is not None:
-            session.failed_at = block.lineno
-            raise error
-        shown = stdout.getvalue()
+    elif error is not None:
+        session.failed_at = block.id
+        raise error
 
     if block.expected_output is not None:
-        assert _normalise(shown) == _normalise(block.expected_output)
+        assert normalise_output(shown) == normalise_output(block.expected_output), (
+            f"{block.id}: the output differs from {block.output_file}. If the new output is "
+            f"right on every machine, run `make outputs` and review the diff")
 
 
 @pytest.mark.parametrize("path", markdown_pages(), ids=lambda p: p.relative_to(p.parents[1]).as_posix())
 def test_every_python_block_is_accounted_for(path):
-    """Every Python fence (python, py, python title=...) is collected: none is ignored."""
+    """Every Python fence (python, py, python title=...) is collected: none is ignored, and
+    every output block is the generated file of its block, not text typed on the page."""
     blocks = page_blocks(path)
     assert len(blocks) == python_fence_count(path), (
         "a Python fence is not collected (is an output block written as ```python?)")
     for b in blocks:
+        assert b.section, f"line {b.lineno}: a Python block embeds one snippet section"
+        if b.expected_output is not None:
+            assert b.output_file == output_path(b.page, b.section), (
+                f"{b.id}: its output block must be the line "
+                f'--8<-- "{output_path(b.page, b.section)}" (run `make outputs`)')
         for m in b.marks:
             if m.name in ("skip", "skipif", "xfail"):
                 assert m.kwargs.get("reason"), f"line {b.lineno}: {m.name} needs reason=..."

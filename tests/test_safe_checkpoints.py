@@ -21,10 +21,10 @@ import zipfile
 import pytest
 import torch
 
-from pages import DOCS, SNIPPETS, snippet_sections
+from pages import SNIPPETS, assert_quoted, both_languages, snippet_sections
 
 SNIPPET = SNIPPETS / "recipes" / "safe_checkpoints.py"
-PAGES = [DOCS / "recipes" / "safe-checkpoints.md", DOCS / "recipes" / "safe-checkpoints.ja.md"]
+PAGES = both_languages("recipes/safe-checkpoints.md")
 
 
 def library_source() -> str:
@@ -195,8 +195,7 @@ def test_rename_across_filesystems_is_refused(tmp_path):
         os.remove(src)
     quoted = f"OSError: [Errno {info.value.errno}] {info.value.strerror}"
     assert quoted == "OSError: [Errno 18] Invalid cross-device link"
-    for page in PAGES:
-        assert quoted in page.read_text(encoding="utf-8"), page
+    assert_quoted("recipes/safe-checkpoints.md", quoted)
 
 
 # --- 2. corrupt and truncated files ---------------------------------------------------------
@@ -337,9 +336,7 @@ def test_raw_torch_load_errors_quoted_on_the_page(tmp_path):
     assert quoted[1] == ("RuntimeError: PytorchStreamReader failed reading zip archive: "
                          "failed finding central directory")
     assert quoted[2] == "OSError: [Errno 22] Invalid argument"
-    for page in PAGES:
-        text = page.read_text(encoding="utf-8")
-        assert "`EOFError`" in text and quoted[1] in text and quoted[2] in text, page
+    assert_quoted("recipes/safe-checkpoints.md", "`EOFError`", quoted[1], quoted[2])
 
 
 def test_weights_only_message_also_suggests_the_unsafe_retry(tmp_path):

@@ -238,6 +238,7 @@ for name, (cls, torch_kwargs, hand_kwargs) in cases.items():
 
         assert not bitwise_equal(textbook, reference)
         assert max_diff(textbook, reference) < 1e-6  # rounding only, on weights of size ~0.1
+        # The size of the rounding difference depends on the CPU's kernels; the bound does not.
         print(f"{name:5} foreach={foreach!s:5}  torch order: bitwise equal;"
-              f"  textbook: max |diff| {max_diff(textbook, reference):.1e}")
+              f"  textbook: not bitwise equal, max |diff| < 1e-6")
 # --8<-- [end:proof]

@@ -1,0 +1,74 @@
+"""Run the pages' blocks and write what each printed to outputs/ (`make outputs`).
+
+Every output block on the site is a file outputs/<page>/<section>.txt that both languages
+embed; nobody types one. This runs each English page's blocks in order, as the tests do,
+and rewrites the files whose output changed. Blocks that cannot run here (CUDA on a CPU
+machine) keep their file. A block that fails stops its page and writes nothing for it.
+
+    python scripts/outputs.py                      # every page
+    python scripts/outputs.py --check              # only report what differs (exit 1)
+    python scripts/outputs.py recipes/exact-resume.md ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from devices import cuda_available  # noqa: E402
+from pages import DOCS, lang_of, markdown_pages, normalise_output, page_blocks, run_block  # noqa: E402
+
+
+def page_outputs(path: Path) -> tuple[dict[str, str], list[str]]:
+    """{output file: what its block printed} for one page, and the blocks that did not run."""
+    written, kept = {}, []
+    namespace = {"__name__": "__main__"}
+    with tempfile.TemporaryDirectory() as cwd:
+        for block in page_blocks(path):
+            if block.skip_reason or (block.cuda and not cuda_available()):
+                if block.output_file:
+                    kept.append(block.id)
+                continue
+            shown, error = run_block(block, namespace, Path(cwd))
+            if error is not None and not (block.raises and isinstance(error, block.raises)):
+                raise SystemExit(f"{block.id} failed: {type(error).__name__}: {error}")
+            if block.output_file:
+                written[block.output_file] = normalise_output(shown) + "\n"
+    return written, kept
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("pages", nargs="*", help="English pages, relative to docs/")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 on a difference")
+    args = parser.parse_args(argv)
+    paths = [DOCS / p for p in args.pages] or [p for p in markdown_pages() if lang_of(p) == "en"]
+    differ = 0
+    for path in paths:
+        outputs, kept = page_outputs(path)
+        for name, text in outputs.items():
+            file = ROOT / name
+            old = file.read_text(encoding="utf-8") if file.exists() else None
+            if old == text:
+                continue
+            differ += 1
+            print(f"{'differs' if args.check else 'written'}: {name}")
+            if args.check:
+                print("  stored: " + (old or "(none)").rstrip().replace("\n", "\n          "))
+                print("  now:    " + text.rstrip().replace("\n", "\n          "))
+            else:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_text(text, encoding="utf-8")
+        for block_id in kept:
+            print(f"kept (not run here: needs CUDA or is skipped): {block_id}")
+    print(f"{differ} output file(s) {'differ' if args.check else 'rewritten'}")
+    return 1 if args.check and differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
