@@ -372,3 +372,25 @@ def test_a_broken_latest_pointer_falls_back_to_the_newest_file(sc, tmp_path):
     assert_complete(state, 2)
     (tmp_path / "latest").unlink()
     assert sc.load_latest(str(tmp_path))[1].endswith("ckpt-00000002.pt")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_checkpoints_get_the_mode_a_plain_open_gives(sc, tmp_path, umask, mode):
+    """Not mkstemp's 0600: a job running as another user (evaluation) must read them."""
+    old = os.umask(umask)
+    try:
+        sc.save_checkpoint(small_state(1), tmp_path, step=1)
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"")
+    finally:
+        os.umask(old)
+    for name in ("ckpt-00000001.pt", "ckpt-00000001.pt.sha256", "latest"):
+        assert (tmp_path / name).stat().st_mode & 0o7777 == mode == plain.stat().st_mode & 0o777
+
+
+def test_a_replaced_file_keeps_its_mode(sc, tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    sc.atomic_write(path, lambda f: f.write(b"new"))
+    assert path.read_bytes() == b"new" and path.stat().st_mode & 0o7777 == 0o640

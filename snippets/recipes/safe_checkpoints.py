@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
 
 import torch
 
@@ -26,6 +25,24 @@ def fsync_directory(directory):
         os.close(fd)
 
 
+def _new_temporary_file(directory, name):
+    """Create a file with a new name in `directory`, with the permissions a plain open()
+    gives a new file (0666 minus the umask; tempfile.mkstemp would give 0600, unreadable to
+    an evaluation job running as another user), or those of the file it will replace."""
+    mode = 0o666
+    with contextlib.suppress(FileNotFoundError):
+        mode = os.stat(os.path.join(directory, name)).st_mode & 0o7777
+    while True:
+        tmp = os.path.join(directory, f"{TMP_PREFIX}{name}.{os.urandom(4).hex()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        except FileExistsError:
+            continue
+        if mode != 0o666:
+            os.fchmod(fd, mode)  # keep the mode of the file being replaced
+        return fd, tmp
+
+
 def atomic_write(path, write):
     """Replace `path` with what `write(f)` writes: a reader sees the old file or the new one.
 
@@ -34,9 +51,7 @@ def atomic_write(path, write):
     is fsync'ed so that the rename itself survives a power cut.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    name = os.path.basename(path)
-    # mkstemp makes a new file with a unique name, readable by its owner only (mode 0600).
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{name}.", dir=directory)
+    fd, tmp = _new_temporary_file(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

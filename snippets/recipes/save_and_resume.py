@@ -2,6 +2,8 @@
 # Page: docs/recipes/save-and-resume.md (and .ja.md). Sections are embedded in page order.
 
 # --8<-- [start:setup]
+import os
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -124,7 +126,10 @@ checkpoint = {
     "scheduler": scheduler.state_dict(),
     "epoch": epoch,
 }
-torch.save(checkpoint, "checkpoint.pt")
+# Write a new file, then rename it over the old one: a crash while saving, or a checkpoint
+# still mapped by torch.load(mmap=True), never costs the previous checkpoint.
+torch.save(checkpoint, "checkpoint.pt.tmp")
+os.replace("checkpoint.pt.tmp", "checkpoint.pt")
 # --8<-- [end:save_checkpoint]
 
 # --8<-- [start:load_checkpoint]
