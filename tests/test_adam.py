@@ -126,3 +126,18 @@ def test_schedulers_change_lr_in_param_groups():
     scheduler.step()
     assert optimizer.param_groups[0]["lr"] == 5e-4
     assert set(optimizer.state[p]) == {"step", "exp_avg", "exp_avg_sq"}
+
+
+def test_step_has_the_default_dtype():
+    """The table: `step` is float32 only because float32 is the default dtype."""
+    old = torch.get_default_dtype()
+    try:
+        for dtype in (torch.float32, torch.float64):
+            torch.set_default_dtype(dtype)
+            p = torch.nn.Parameter(torch.zeros(3))
+            optimizer = torch.optim.Adam([p])
+            p.grad = torch.ones(3)
+            optimizer.step()
+            assert optimizer.state[p]["step"].dtype == dtype
+    finally:
+        torch.set_default_dtype(old)

@@ -158,3 +158,33 @@ def test_compiled_model_optimizer_state_dict_has_no_prefix():
 def test_load_state_dict_documents_the_scheduler_order():
     doc = " ".join(torch.optim.Optimizer.load_state_dict.__doc__.split())
     assert "called after initializing :class:`torch.optim.lr_scheduler.LRScheduler`" in doc
+
+
+def test_casting_adam_state_to_float16_erases_second_moments():
+    """The warning under the in-place repair: float32 state loaded into a float16 model."""
+    torch.manual_seed(0)
+    model = nn.Linear(64, 64)
+    optimizer = torch.optim.Adam(model.parameters())
+    for _ in range(3):
+        optimizer.zero_grad()
+        (model(torch.randn(16, 64)) ** 2).mean().backward()
+        optimizer.step()
+    saved = optimizer.state_dict()
+    assert (saved["state"][0]["exp_avg_sq"] > 0).all()
+    assert saved["state"][0]["exp_avg_sq"].min() < 6e-8  # below float16's smallest number
+
+    model.half()
+    optimizer = torch.optim.Adam(model.parameters())
+    optimizer.load_state_dict(saved)
+    v = optimizer.state[model.weight]["exp_avg_sq"]
+    assert v.dtype == torch.float16 and (v == 0).sum() > v.numel() // 10
+    (model(torch.randn(16, 64).half()) ** 2).float().mean().backward()
+    optimizer.step()
+    assert not torch.isfinite(model.weight).all()
+
+    # float64, as on the page's stand-in, keeps every moment
+    double = nn.Linear(64, 64).double()
+    optimizer = torch.optim.Adam(double.parameters())
+    optimizer.load_state_dict(saved)
+    assert torch.equal(optimizer.state[double.weight]["exp_avg_sq"],
+                       saved["state"][0]["exp_avg_sq"].double())

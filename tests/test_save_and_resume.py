@@ -126,3 +126,34 @@ def test_saving_over_a_mapped_checkpoint(tmp_path, save, returncode):
     else:
         with pytest.raises(Exception):
             torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+
+
+def test_load_state_dict_keeps_the_given_tensors():
+    """One dict loaded into two optimizers: shared `step` and moments; deepcopy separates them."""
+    import copy
+
+    model, optimizer = _trained()
+    saved = optimizer.state_dict()
+
+    def load(state):
+        new = torch.nn.Linear(4, 3)
+        new_optimizer = torch.optim.Adam(new.parameters(), lr=1e-3)
+        new_optimizer.load_state_dict(state)
+        return new, new_optimizer
+
+    pairs = [load(saved), load(saved)]
+    assert pairs[0][1].state[pairs[0][0].weight]["step"] is saved["state"][0]["step"]
+    for new, new_optimizer in pairs:
+        new(torch.randn(8, 4)).sum().backward()
+        new_optimizer.step()
+    steps = [o.state[m.weight]["step"].item() for m, o in pairs]
+    assert steps == [3.0, 3.0] and saved["state"][0]["step"].item() == 3.0  # not 2, 2 and 1
+
+    model, optimizer = _trained()
+    saved = optimizer.state_dict()
+    pairs = [load(copy.deepcopy(saved)), load(copy.deepcopy(saved))]
+    for new, new_optimizer in pairs:
+        new(torch.randn(8, 4)).sum().backward()
+        new_optimizer.step()
+    assert [o.state[m.weight]["step"].item() for m, o in pairs] == [2.0, 2.0]
+    assert saved["state"][0]["step"].item() == 1.0
