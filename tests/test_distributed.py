@@ -231,3 +231,62 @@ def test_fork_after_training_on_the_gpu_fails_as_the_page_says():
 def test_nccl_resume_is_bitwise_equal(tmp_path):
     world_size = min(2, torch.cuda.device_count())
     run_save_and_resume(tmp_path, world_size, "cpu:gloo,cuda:nccl")
+
+
+def test_plain_load_state_dict_matches_a_name_keyed_state_by_position():
+    """The page's warning: names are ignored by optimizer.load_state_dict, not by
+    set_optimizer_state_dict(full_state_dict=True)."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions, get_optimizer_state_dict, set_optimizer_state_dict)
+
+    class Saved(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(8, 32), torch.nn.Linear(32, 4)
+
+    class Reordered(Saved):
+        def __init__(self):
+            torch.nn.Module.__init__(self)
+            self.b, self.a = torch.nn.Linear(32, 4), torch.nn.Linear(8, 32)
+
+    full = StateDictOptions(full_state_dict=True)
+    model = Saved()
+    optimizer = torch.optim.Adam(model.parameters())
+    model.b(model.a(torch.randn(2, 8))).sum().backward()
+    optimizer.step()
+    saved = get_optimizer_state_dict(model, optimizer, options=full)
+    assert list(saved["state"]) == ["a.weight", "a.bias", "b.weight", "b.bias"]
+
+    new = Reordered()
+    plain = torch.optim.Adam(new.parameters())
+    plain.load_state_dict(saved)  # no error...
+    assert plain.state[new.b.weight]["exp_avg"].shape == (32, 8) != new.b.weight.shape
+
+    new = Reordered()
+    by_name = torch.optim.Adam(new.parameters())
+    set_optimizer_state_dict(new, by_name, saved, options=full)
+    assert torch.equal(by_name.state[new.b.weight]["exp_avg"], optimizer.state[model.b.weight]["exp_avg"])
+
+
+@pytest.mark.parametrize("entry", ["dcp.load", "dcp_to_torch_save"])
+def test_dcp_entry_points_unpickle_metadata_with_plain_pickle(tmp_path, monkeypatch, entry):
+    """The page's warning: a crafted .metadata runs its payload before the load fails."""
+    import pickle
+
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "payload_ran.txt"), "w"))
+
+    (tmp_path / "crafted").mkdir()
+    (tmp_path / "crafted" / ".metadata").write_bytes(pickle.dumps(Payload()))
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings(), pytest.raises(BaseException):  # CheckpointException
+        warnings.simplefilter("ignore")
+        if entry == "dcp.load":
+            dcp.load({"w": torch.zeros(2)}, checkpoint_id="crafted", no_dist=True)
+        else:
+            dcp_to_torch_save("crafted", "out.pt")
+    assert (tmp_path / "payload_ran.txt").exists()

@@ -490,3 +490,15 @@ def test_set_hyperparameters_refuses_what_it_cannot_do_right(make):
         ns["set_hyperparameters"](optimizer, scheduler, lr=3e-4)
     ns["set_hyperparameters"](optimizer, scheduler, weight_decay=0.2)  # that part still works
     assert all(g["weight_decay"] == 0.2 for g in optimizer.param_groups)
+
+
+def test_weights_only_is_claimed_safe_only_from_the_fixed_releases():
+    """The pages say "cannot run code" for torch 2.10 and later: the pin must be one of them,
+    and the advisories that bound the claim are named on the page."""
+    from pages import ROOT
+
+    pinned = re.search(r"^torch==(\d+)\.(\d+)", (ROOT / "requirements.txt").read_text(), re.M)
+    assert (int(pinned[1]), int(pinned[2])) >= (2, 10)
+    assert tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 10)
+    assert_quoted("recipes/safe-checkpoints.md", "GHSA-53q9-r3pm-6pq6", "GHSA-63cw-57p8-fm3p",
+                  "2.6.0", "2.10.0")

@@ -307,10 +307,14 @@ if __name__ == "__main__":
 
 # --8<-- [start:load_single_file]
 if __name__ == "__main__":
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
     model = build_model()
     model.load_state_dict(checkpoint["model"])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    optimizer.load_state_dict(checkpoint["optimizer"])
+    # By name: optimizer.load_state_dict would ignore the names and match by position.
+    set_optimizer_state_dict(model, optimizer, checkpoint["optimizer"],
+                             options=StateDictOptions(full_state_dict=True))
 
     assert same_weights(model, step5)
     assert all(optimizer.state[p]["step"] == 5 for p in model.parameters())
