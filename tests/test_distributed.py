@@ -49,8 +49,10 @@ def _save_all():
     D.dcp_train("ddp")
     D.dcp_train_async("fsdp")
     if dist.get_rank() == 0:  # to one file and back
-        D.dcp_to_torch_save("ckpt_fsdp", "ckpt_full.pt")
-        D.torch_save_to_dcp("ckpt_full.pt", "ckpt_again")
+        D.dcp_to_torch_save(D.latest_checkpoint("ckpt_fsdp"), "ckpt_full.pt")
+        D.torch_save_to_dcp("ckpt_full.pt", "ckpt_again/step-00000005")
+        with open("ckpt_again/latest", "w") as f:
+            f.write("step-00000005")
     # get_state_dict names parameters without the wrappers' prefixes:
     model, optimizer = D.build_parallel(D.device_for_rank(), "ddp")
     model_sd, optim_sd = D.get_state_dict(model, optimizer)
@@ -117,7 +119,9 @@ def test_resume_in_spawned_processes_is_bitwise_equal(gloo_run):
 
 
 def test_each_process_writes_its_own_file_and_one_metadata_file(gloo_run):
-    files = sorted(p.name for p in (gloo_run / "ckpt_fsdp").iterdir())
+    assert sorted(p.name for p in (gloo_run / "ckpt_fsdp").iterdir()) == ["latest", "step-00000005"]
+    assert (gloo_run / "ckpt_fsdp" / "latest").read_text() == "step-00000005"
+    files = sorted(p.name for p in (gloo_run / "ckpt_fsdp" / "step-00000005").iterdir())
     assert files == [".metadata", "__0_0.distcp", "__1_0.distcp"], files
     assert_quoted("scale/distributed.md", "`__0_0.distcp`", "`.metadata`")
 
@@ -143,7 +147,7 @@ def test_a_sharded_checkpoint_loads_in_one_process_without_a_process_group(gloo_
     state = {"model": model_sd, "optimizer": optim_sd}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "assuming the intent is to load in a single process"
-        D.dcp.load(state, checkpoint_id="ckpt_fsdp")
+        D.dcp.load(state, checkpoint_id=D.latest_checkpoint("ckpt_fsdp"))
     D.set_state_dict(model, optimizer, model_state_dict=state["model"],
                      optim_state_dict=state["optimizer"])
     expected = torch.load("dcp_fsdp_step5.pt", weights_only=True)
@@ -290,3 +294,20 @@ def test_dcp_entry_points_unpickle_metadata_with_plain_pickle(tmp_path, monkeypa
         else:
             dcp_to_torch_save("crafted", "out.pt")
     assert (tmp_path / "payload_ran.txt").exists()
+
+
+def test_dcp_save_into_an_existing_directory_rewrites_the_shards_in_place(tmp_path):
+    """Why save_step uses one directory per step: the shard file keeps its inode (written in
+    place, so a crash mid-save damages the old checkpoint); only .metadata is renamed."""
+    import torch.distributed.checkpoint as dcp
+
+    path = tmp_path / "ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save({"w": torch.zeros(1000)}, checkpoint_id=path, no_dist=True)
+        before = {p.name: p.stat().st_ino for p in path.iterdir()}
+        dcp.save({"w": torch.ones(1000)}, checkpoint_id=path, no_dist=True)
+    after = {p.name: p.stat().st_ino for p in path.iterdir()}
+    shard = next(n for n in before if n.endswith(".distcp"))
+    assert after[shard] == before[shard]
+    assert after[".metadata"] != before[".metadata"]

@@ -178,14 +178,39 @@ def full_model_state(model):
     return get_model_state_dict(model, options=options)
 
 
+def save_step(state, root, step):
+    """dcp.save into a new directory root/step-<step>, then point root/latest at it.
+
+    dcp.save rewrites the shard files of an existing directory in place, so a crash while
+    saving into the same directory again would destroy the previous checkpoint. One
+    directory per step, and a pointer moved only once every rank has written, never does."""
+    path = os.path.join(root, f"step-{step:08d}")
+    dcp.save(state, checkpoint_id=path)  # collective: returns when every rank's files exist
+    if dist.get_rank() == 0:
+        tmp = os.path.join(root, "latest.tmp")
+        with open(tmp, "w") as f:
+            f.write(os.path.basename(path))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(root, "latest"))  # the commit point
+    dist.barrier()
+    return path
+
+
+def latest_checkpoint(root):
+    """The checkpoint directory that root/latest names."""
+    with open(os.path.join(root, "latest")) as f:
+        return os.path.join(root, f.read().strip())
+
+
 def dcp_train(parallel="fsdp"):
     device = device_for_rank()
     model, optimizer = build_parallel(device, parallel)
     train(model, optimizer, range(0, 5), device)
 
-    # Every rank writes its own shards, in parallel, into one checkpoint directory.
+    # Every rank writes its own shards, in parallel, into one directory for this step.
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=f"ckpt_{parallel}")
+    save_step({"model": model_sd, "optimizer": optim_sd}, f"ckpt_{parallel}", step=5)
 
     full = full_model_state(model)
     if dist.get_rank() == 0:
@@ -210,8 +235,8 @@ def dcp_load(checkpoint_id, parallel="fsdp"):
     return model, optimizer
 
 
-def dcp_resume(checkpoint_id="ckpt_fsdp", parallel="fsdp"):
-    model, optimizer = dcp_load(checkpoint_id, parallel)
+def dcp_resume(root="ckpt_fsdp", parallel="fsdp"):
+    model, optimizer = dcp_load(latest_checkpoint(root), parallel)
     train(model, optimizer, range(5, 10), device_for_rank())
 
     full = full_model_state(model)
@@ -230,8 +255,8 @@ if __name__ == "__main__":
 
 
 # --8<-- [start:reshard]
-def dcp_check_loaded(checkpoint_id="ckpt_fsdp", parallel="fsdp"):
-    model, optimizer = dcp_load(checkpoint_id, parallel)
+def dcp_check_loaded(root="ckpt_fsdp", parallel="fsdp"):
+    model, optimizer = dcp_load(latest_checkpoint(root), parallel)
     full = full_model_state(model)
     if dist.get_rank() == 0:
         expected = torch.load(f"dcp_{parallel}_step5.pt", weights_only=True)
@@ -264,7 +289,7 @@ def same_weights(a, b):
 
 
 if __name__ == "__main__":
-    step5, _ = load_in_this_process("ckpt_fsdp")
+    step5, _ = load_in_this_process(latest_checkpoint("ckpt_fsdp"))
     expected = torch.load("dcp_fsdp_step5.pt", weights_only=True)
     assert all(torch.equal(t, expected[k]) for k, t in step5.state_dict().items())
 # --8<-- [end:no_process_group]
@@ -283,14 +308,19 @@ def dcp_train_async(parallel="fsdp"):
     model_sd, optim_sd = get_state_dict(model, optimizer)
     # Returns once the state is copied to CPU memory; a thread writes the files.
     future = dcp.async_save({"model": model_sd, "optimizer": optim_sd},
-                            checkpoint_id="ckpt_async", process_group=checkpoint_group)
+                            checkpoint_id="ckpt_async/step-00000005",
+                            process_group=checkpoint_group)
     train(model, optimizer, range(5, 10), device)  # training goes on meanwhile
     future.result()  # wait before the next save, and before the process ends
+    if dist.get_rank() == 0:  # only now is step 5 complete: point `latest` at it
+        with open("ckpt_async/latest.tmp", "w") as f:
+            f.write("step-00000005")
+        os.replace("ckpt_async/latest.tmp", "ckpt_async/latest")
 
 
 if __name__ == "__main__":
     launch(dcp_train_async, 2)
-    from_async, _ = load_in_this_process("ckpt_async")
+    from_async, _ = load_in_this_process(latest_checkpoint("ckpt_async"))
     assert same_weights(from_async, step5)  # the state at step 5, not a later one
 # --8<-- [end:async_save]
 
@@ -299,7 +329,7 @@ if __name__ == "__main__":
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save, torch_save_to_dcp
 
 if __name__ == "__main__":
-    dcp_to_torch_save("ckpt_fsdp", "ckpt_full.pt")  # one process, no process group needed
+    dcp_to_torch_save(latest_checkpoint("ckpt_fsdp"), "ckpt_full.pt")  # one process, no group
     checkpoint = torch.load("ckpt_full.pt", weights_only=True)
     print(list(checkpoint["optimizer"]["state"]))
 # --8<-- [end:to_torch_save]
@@ -323,7 +353,7 @@ if __name__ == "__main__":
 
 # --8<-- [start:from_torch_save]
 if __name__ == "__main__":
-    torch_save_to_dcp("ckpt_full.pt", "ckpt_again")
-    again, _ = load_in_this_process("ckpt_again")
+    torch_save_to_dcp("ckpt_full.pt", "ckpt_again/step-00000005")
+    again, _ = load_in_this_process("ckpt_again/step-00000005")
     assert same_weights(again, step5)
 # --8<-- [end:from_torch_save]
