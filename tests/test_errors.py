@@ -188,3 +188,57 @@ def test_casting_adam_state_to_float16_erases_second_moments():
     optimizer.load_state_dict(saved)
     assert torch.equal(optimizer.state[double.weight]["exp_avg_sq"],
                        saved["state"][0]["exp_avg_sq"].double())
+
+
+def _errors_namespace():
+    from pages import SNIPPETS, section_source
+    ns: dict = {}
+    path = SNIPPETS / "troubleshooting" / "errors.py"
+    exec(compile(section_source(path, "setup", "order_silent", "order_fix"), str(path), "exec"), ns)
+    return ns
+
+
+def test_load_by_name_handles_new_removed_prefixed_and_misshapen_parameters():
+    ns = _errors_namespace()
+    Net, train, load_by_name = ns["Net"], ns["train"], ns["load_by_name"]
+    old = Net()
+    old_optimizer = torch.optim.Adam(old.named_parameters())
+    train(old, old_optimizer)
+    saved = old_optimizer.state_dict()
+
+    class NewHead(Net):  # fine-tuning: a new head, and an extra layer
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 7)
+            self.extra = nn.Linear(7, 7)
+
+    model = NewHead()
+    optimizer = torch.optim.Adam(model.named_parameters())
+    with pytest.raises(ValueError, match=r"head.weight: saved exp_avg has shape \(4, 8\), "
+                                         r"the parameter \(7, 8\)"):
+        load_by_name(optimizer, saved)
+
+    backbone = [(n, p) for n, p in model.named_parameters() if not n.startswith("head.")]
+    optimizer = torch.optim.Adam(backbone)
+    new, dropped = load_by_name(optimizer, saved)
+    assert new == ["extra.weight", "extra.bias"] and dropped == ["head.bias", "head.weight"]
+    assert model.extra.weight not in optimizer.state
+    assert torch.equal(optimizer.state[model.fc2.weight]["exp_avg"],
+                       old_optimizer.state[old.fc2.weight]["exp_avg"])
+    assert optimizer.param_groups[0]["param_names"] == [n for n, _ in backbone]  # its own names
+
+    # prefixes on either side: a DDP-style checkpoint into a compiled-style optimizer
+    wrapped = torch.nn.Module()
+    wrapped.module = Net()
+    prefixed = torch.optim.Adam(wrapped.named_parameters())
+    train(wrapped.module, prefixed)
+    compiled_like = Net()
+    target = torch.optim.Adam([("_orig_mod." + n, p) for n, p in compiled_like.named_parameters()])
+    assert load_by_name(target, prefixed.state_dict()) == ([], [])
+    assert torch.equal(target.state[compiled_like.head.bias]["exp_avg"],
+                       prefixed.state[wrapped.module.head.bias]["exp_avg"])
+
+    unnamed = torch.optim.Adam(Net().parameters())
+    with pytest.raises(ValueError, match="this optimizer has no param_names: build the optimizer "
+                                         r"from model.named_parameters\(\) \(torch 2.6 or later\)"):
+        load_by_name(unnamed, saved)

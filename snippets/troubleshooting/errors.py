@@ -218,14 +218,50 @@ with raises(RuntimeError, "must match the size"):
     # --8<-- [end:order_error]
 
 # --8<-- [start:order_fix]
+import re
+
+
+def plain_name(name):
+    """fc1.weight for module.fc1.weight (DDP, DataParallel) or _orig_mod.fc1.weight (compile)."""
+    return re.sub(r"(^|\.)(module|_orig_mod)\.", r"\1", name)
+
+
 def load_by_name(optimizer, saved):
-    """Load `saved` only if it names the same parameters, in the same order, as `optimizer`."""
-    for group, saved_group in zip(optimizer.param_groups, saved["param_groups"], strict=True):
-        for i, (name, saved_name) in enumerate(zip(group["param_names"],
-                                                   saved_group["param_names"], strict=True)):
-            if name != saved_name:
-                raise ValueError(f"parameter {i} is {saved_name} in the checkpoint, {name} here")
-    optimizer.load_state_dict(saved)
+    """Load an optimizer state dict by parameter name, not by position.
+
+    Both optimizers must be built from model.named_parameters() (torch 2.6 or later records
+    the names as `param_names`), with the same number of groups. Parameters new since the
+    save start without state; saved ones that are gone are dropped; a saved moment whose
+    shape differs from its parameter's is refused. Returns (new names, dropped names)."""
+    groups = optimizer.param_groups
+    for where, gs in (("this optimizer", groups), ("the checkpoint", saved["param_groups"])):
+        if any("param_names" not in g for g in gs):
+            raise ValueError(f"{where} has no param_names: build the optimizer from "
+                             "model.named_parameters() (torch 2.6 or later)")
+    if len(groups) != len(saved["param_groups"]):
+        raise ValueError(f"{len(saved['param_groups'])} parameter groups in the checkpoint, "
+                         f"{len(groups)} here: build the same groups first")
+    by_name = {plain_name(name): saved["state"][i]
+               for g in saved["param_groups"] for i, name in zip(g["params"], g["param_names"])
+               if i in saved["state"]}
+    state, new_groups, index, found = {}, [], 0, set()
+    for group, saved_group in zip(groups, saved["param_groups"]):
+        for p, name in zip(group["params"], group["param_names"]):
+            entry = by_name.get(plain_name(name))
+            if entry is not None:
+                for key, value in entry.items():
+                    if torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
+                        raise ValueError(f"{name}: saved {key} has shape {tuple(value.shape)}, "
+                                         f"the parameter {tuple(p.shape)}")
+                state[index] = entry
+                found.add(plain_name(name))
+            index += 1
+        hyperparameters = {k: v for k, v in saved_group.items() if k not in ("params", "param_names")}
+        new_groups.append({**hyperparameters, "param_names": list(group["param_names"]),
+                           "params": list(range(index - len(group["params"]), index))})
+    optimizer.load_state_dict({"state": state, "param_groups": new_groups})
+    names = [plain_name(n) for g in groups for n in g["param_names"]]
+    return [n for n in names if n not in found], sorted(set(by_name) - found)
 
 
 old_optimizer = torch.optim.Adam(old.named_parameters())  # the state dict records the names
@@ -233,11 +269,12 @@ train(old, old_optimizer)
 saved = old_optimizer.state_dict()
 print(saved["param_groups"][0]["param_names"])
 
-load_by_name(torch.optim.Adam(Net().named_parameters()), saved)  # same order: loads
-try:
-    load_by_name(torch.optim.Adam(NetReordered().named_parameters()), saved)
-except ValueError as error:
-    print("refused:", error)
+new = NetReordered()
+new.load_state_dict(old.state_dict())
+new_optimizer = torch.optim.Adam(new.named_parameters())
+print(load_by_name(new_optimizer, saved))  # nothing new, nothing dropped
+assert torch.equal(new_optimizer.state[new.fc1.weight]["exp_avg"],
+                   old_optimizer.state[old.fc1.weight]["exp_avg"])  # each on its own parameter
 # --8<-- [end:order_fix]
 
 # --8<-- [start:prefix_module]
