@@ -433,7 +433,6 @@ print(f"lr {group['lr']:.4g}")  # LambdaLR recomputed it from the saved base_lrs
 # --8<-- [end:hyperparameters_naive]
 
 # --8<-- [start:hyperparameters_set]
-# --8<-- [start:hyperparameters_set_function]
 from torch.optim import lr_scheduler as schedulers
 
 # Schedulers whose learning rate is eta_min + (base_lr - eta_min) * f(step): changing the
@@ -478,8 +477,9 @@ def set_hyperparameters(optimizer, scheduler=None, lr=None, weight_decay=None):
             group["lr"] = eta_min + (group["lr"] - eta_min) * (
                 (lr - eta_min) / (scheduler.base_lrs[i] - eta_min))
             scheduler.base_lrs[i] = group["initial_lr"] = lr
-# --8<-- [end:hyperparameters_set_function]
+# --8<-- [end:hyperparameters_set]
 
+# --8<-- [start:hyperparameters_set_demo]
 model2, optimizer2, scheduler2, start_epoch, path = resume("checkpoints")
 set_hyperparameters(optimizer2, scheduler2, lr=3e-4, weight_decay=0.1)
 
@@ -496,4 +496,4 @@ save_checkpoint(training_state(model2, optimizer2, scheduler2, epoch), "checkpoi
 model3, optimizer3, scheduler3, start_epoch, path = resume("checkpoints")
 assert optimizer3.param_groups[0]["lr"] == optimizer2.param_groups[0]["lr"]
 assert optimizer3.param_groups[0]["weight_decay"] == 0.1 and scheduler3.base_lrs == [3e-4]
-# --8<-- [end:hyperparameters_set]
+# --8<-- [end:hyperparameters_set_demo]
