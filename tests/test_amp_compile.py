@@ -87,3 +87,41 @@ def test_inductor_on_gpu_saves_and_loads_without_prefix(tmp_path):
         expected = model(x)
         assert torch.equal(plain(x), expected)
         torch.testing.assert_close(again(x), expected)  # Inductor's kernels: allclose
+
+
+def test_module_compile_in_place_has_no_prefix():
+    model = small_model()
+    keys = list(model.state_dict())
+    model.compile(backend="eager")
+    model(torch.randn(2, 20))
+    assert list(model.state_dict()) == keys and not keys[0].startswith("_orig_mod.")
+
+
+def test_optimizer_from_the_compiled_wrapper_records_prefixed_names():
+    compiled = torch.compile(small_model(), backend="eager")
+    optimizer = torch.optim.Adam(compiled.named_parameters())
+    assert optimizer.state_dict()["param_groups"][0]["param_names"][0] == "_orig_mod.0.weight"
+
+
+@pytest.mark.cuda
+def test_compiled_optimizer_step_on_cuda_saves_capturable_true():
+    model = small_model().cuda()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    assert optimizer.param_groups[0]["capturable"] is False
+
+    @torch.compile
+    def step():
+        optimizer.step()
+
+    F.mse_loss(model(torch.randn(8, 20, device="cuda")), torch.zeros(8, 2, device="cuda")).backward()
+    step()
+    saved = optimizer.state_dict()
+    assert saved["param_groups"][0]["capturable"] is True
+
+    cpu_model = small_model()
+    cpu_optimizer = torch.optim.Adam(cpu_model.parameters(), lr=1e-3)
+    cpu_optimizer.load_state_dict(saved)
+    F.mse_loss(cpu_model(torch.randn(8, 20)), torch.zeros(8, 2)).backward()
+    with pytest.raises(AssertionError, match="If capturable=True, params and state_steps must be "
+                                             "on supported devices"):
+        cpu_optimizer.step()
