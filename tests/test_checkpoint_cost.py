@@ -96,3 +96,35 @@ def test_what_the_page_says_of_the_gpu_run_holds():
     assert loop["step_median_ms"] > right["step_median_ms"]
     # pinned memory: a faster GPU-to-CPU copy than pageable memory, at every size
     assert all(r["pinned_gb_s"] > r["pageable_gb_s"] for r in GPU["copy"])
+
+
+def test_async_save_stages_into_pageable_memory_by_default(tmp_path, monkeypatch):
+    """The page: async_save's default stager does not pin (torch 2.13)."""
+    import socket
+    import warnings
+
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+    import torch.distributed.checkpoint.state_dict_saver as saver
+    from torch.distributed.checkpoint.staging import DefaultStager, StagingOptions
+
+    configs = []
+
+    class Recording(DefaultStager):
+        def __init__(self, config=StagingOptions()):
+            configs.append(config)
+            super().__init__(config)
+
+    monkeypatch.setattr(saver, "DefaultStager", Recording)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dcp.async_save({"w": torch.ones(3)}, checkpoint_id=tmp_path / "ckpt").result()
+    finally:
+        dist.destroy_process_group()
+    assert [c.use_pinned_memory for c in configs] == [False]
+    assert StagingOptions(use_pinned_memory=True).use_pinned_memory  # the page's remedy exists

@@ -202,29 +202,43 @@ import warnings
 
 
 def syncs_per_step(model, optimizer):
-    """Count the host-device synchronizations made by one optimizer step."""
-    optimizer.zero_grad()
-    F.cross_entropy(model(images[:64].to(device)), labels[:64].to(device)).backward()
-    torch.cuda.synchronize()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            optimizer.step()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
+    """Count the host-device synchronizations that one optimizer step makes, as far as
+    torch instruments them (.item() and other reads of GPU values are)."""
+    for counted in (False, True):  # the first step may initialize things: not counted
+        optimizer.zero_grad()
+        F.cross_entropy(model(images[:64].to(device)), labels[:64].to(device)).backward()
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                optimizer.step()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
     return sum("synchroniz" in str(w.message) for w in caught)
 
 
-n_params = len(list(model.parameters()))
-with_loop = syncs_per_step(model, optimizer)  # `step` on the GPU: `.item()` per parameter
+def resumed(foreach=None, classic_loop=False):
+    """Resumed in the right order; then, if asked, the classic loop on top."""
+    model, optimizer, scheduler = build(device)
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    for group in optimizer.param_groups:
+        group["foreach"] = foreach  # None: torch's default, the foreach code on CUDA
+    if classic_loop:
+        for state in optimizer.state.values():
+            for k, v in state.items():
+                if isinstance(v, torch.Tensor):
+                    state[k] = v.to("cuda")
+    return model, optimizer
 
-model, optimizer, scheduler = build(device)  # the right order: `step` stays on the CPU
-optimizer.load_state_dict(checkpoint["optimizer"])
-without_loop = syncs_per_step(model, optimizer)
 
-print(f"{n_params} parameters: {with_loop} syncs per step with the loop, {without_loop} without")
-assert with_loop >= n_params and without_loop == 0
+n = len(list(model.parameters()))
+loop_foreach = syncs_per_step(*resumed(classic_loop=True))
+loop_for = syncs_per_step(*resumed(foreach=False, classic_loop=True))
+right_order = syncs_per_step(*resumed())
+print(f"{n} parameter tensors; syncs per step with the loop: {loop_foreach} (default, foreach), "
+      f"{loop_for} (foreach=False); in the right order: {right_order}")
+assert (loop_foreach, loop_for, right_order) == (2 * n, n, 0)
 # --8<-- [end:count_syncs]
 
 # --8<-- [start:map_location]
