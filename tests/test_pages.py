@@ -124,3 +124,17 @@ def test_every_python_block_is_accounted_for(path):
         for m in b.marks:
             if m.name in ("skip", "skipif", "xfail"):
                 assert m.kwargs.get("reason"), f"line {b.lineno}: {m.name} needs reason=..."
+
+
+def test_one_block_selected_alone_runs_its_page_first(tmp_path):
+    """`pytest "tests/test_pages.py::test_block[<page>::<section>]"` must not fail with a
+    NameError: the earlier blocks of the page run first."""
+    import subprocess
+    import sys
+
+    from pages import ROOT
+
+    target = "tests/test_pages.py::test_block[recipes/save-and-resume.md::inspect_state]"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", target],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-2000:]

@@ -28,8 +28,9 @@ def _runs(name):
 
 
 def test_each_workflow_uses_the_makefile():
-    _, runs = _runs("test.yml")
-    assert "make test" in runs
+    doc, runs = _runs("test.yml")
+    assert "make test" in runs and "make test-portable" in runs
+    assert doc["jobs"]["portable"]["strategy"]["matrix"]["runner"] == ["ubuntu-24.04", "ubuntu-24.04-arm"]
     doc, runs = _runs("pages.yml")
     assert "make build" in runs
     uses = [s.get("uses", "") for j in doc["jobs"].values() for s in j.get("steps", [])]
