@@ -6,9 +6,11 @@
 # (no venv, nothing downloaded; missing packages are named, see requirements-gpu.txt).
 ifeq ($(origin PYTHON),command line)
 DEPS :=
+DOCS_DEPS :=
 else
 PYTHON := .venv/bin/python
 DEPS := .venv/.installed
+DOCS_DEPS := .venv/.docs-installed
 endif
 BASE_PYTHON ?= python3
 CHROMIUM ?= chromium
@@ -24,15 +26,20 @@ export OMP_NUM_THREADS ?= 1
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-.venv/.installed: requirements.txt
+# The site build needs no torch (requirements-docs.txt); the tests need everything.
+.venv/.docs-installed: requirements-docs.txt
 	test -x .venv/bin/python || $(BASE_PYTHON) -m venv .venv
+	.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-docs.txt
+	touch $@
+
+.venv/.installed: requirements.txt requirements-docs.txt .venv/.docs-installed
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-serve: $(DEPS) node ## Serve the site on http://127.0.0.1:8000 (both languages)
+serve: $(DOCS_DEPS) node ## Serve the site on http://127.0.0.1:8000 (both languages)
 	$(PYTHON) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
-build: $(DEPS) node ## Strict build into site/ (SITE_URL=https://... for the hosted address)
+build: $(DOCS_DEPS) node ## Strict build into site/ (SITE_URL=https://... for the hosted address)
 	$(PYTHON) -m mkdocs build --strict
 
 test: $(DEPS) node browser ## Everything a CPU-only machine can check: blocks, parity, build, browser

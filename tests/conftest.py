@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devices import cuda_available
+from cookbook_testing.devices import cuda_available
 
 CUDA_REASON = "needs CUDA: runs in `make test-gpu`"
 

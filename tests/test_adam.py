@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pages import SNIPPETS, section_source
+from cookbook_testing.pages import SNIPPETS, section_source
 
 SNIPPET = SNIPPETS / "concepts" / "adam.py"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pages import DOCS, ROOT, SNIPPETS, both_languages, load_module
+from cookbook_testing.pages import DOCS, ROOT, SNIPPETS, both_languages, load_module
 
 ASSETS = DOCS / "assets" / "bench"
 PAGES = both_languages("concepts/checkpoint-cost.md")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from checkpoints import saved_as_if_on
-from devices import cuda_available
-from pages import SNIPPETS, section_source
+from cookbook_testing.checkpoints import saved_as_if_on
+from cookbook_testing.devices import cuda_available
+from cookbook_testing.pages import SNIPPETS, section_source
 
 SNIPPET = SNIPPETS / "troubleshooting" / "cross_device.py"
 

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from pages import SNIPPETS, assert_quoted, both_languages, fences
+from cookbook_testing.pages import SNIPPETS, assert_quoted, both_languages, fences
 
 pytestmark = pytest.mark.xdist_group("distributed")  # module fixtures: one worker
 

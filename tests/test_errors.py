@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 import torch.serialization as serialization
 
-from checkpoints import saved_as_if_on
-from devices import cuda_available
-from pages import assert_quoted as quoted
+from cookbook_testing.checkpoints import saved_as_if_on
+from cookbook_testing.devices import cuda_available
+from cookbook_testing.pages import assert_quoted as quoted
 
 
 def assert_quoted(message: str):
@@ -191,7 +191,7 @@ def test_casting_adam_state_to_float16_erases_second_moments():
 
 
 def _errors_namespace():
-    from pages import SNIPPETS, section_source
+    from cookbook_testing.pages import SNIPPETS, section_source
     ns: dict = {}
     path = SNIPPETS / "troubleshooting" / "errors.py"
     exec(compile(section_source(path, "setup", "order_silent", "order_fix"), str(path), "exec"), ns)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pages import DOCS, SNIPPETS, section_source
+from cookbook_testing.pages import DOCS, SNIPPETS, section_source
 
 pytestmark = pytest.mark.xdist_group("exact_resume")  # module fixtures: one worker
 

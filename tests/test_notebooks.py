@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pages import ROOT, load_module, notebooks
+from cookbook_testing.pages import ROOT, load_module, notebooks
 
 pytest.importorskip("nbclient", reason="nbclient is in requirements.txt (make test)")
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pages import expanded, fences, headings, includes, pages_by_key, prose_lines
+from cookbook_testing.pages import expanded, fences, headings, includes, pages_by_key, prose_lines
 
 PAGES = pages_by_key()
 HTML_HEADING_ID = re.compile(r"<h([1-6])[^>]*\bid=\"([^\"]+)\"")

@@ -21,7 +21,7 @@ import zipfile
 import pytest
 import torch
 
-from pages import SNIPPETS, assert_quoted, both_languages, snippet_sections
+from cookbook_testing.pages import SNIPPETS, assert_quoted, both_languages, snippet_sections
 
 SNIPPET = SNIPPETS / "recipes" / "safe_checkpoints.py"
 PAGES = both_languages("recipes/safe-checkpoints.md")
@@ -399,7 +399,7 @@ def test_a_replaced_file_keeps_its_mode(sc, tmp_path):
 # --- set_hyperparameters against an uninterrupted run, for every scheduler family ----------
 
 def _section_namespace(*names):
-    from pages import section_source
+    from cookbook_testing.pages import section_source
     ns: dict = {}
     exec(compile(section_source(SNIPPET, *names), str(SNIPPET), "exec"), ns)
     return ns
@@ -495,7 +495,7 @@ def test_set_hyperparameters_refuses_what_it_cannot_do_right(make):
 def test_weights_only_is_claimed_safe_only_from_the_fixed_releases():
     """The pages say "cannot run code" for torch 2.10 and later: the pin must be one of them,
     and the advisories that bound the claim are named on the page."""
-    from pages import ROOT
+    from cookbook_testing.pages import ROOT
 
     pinned = re.search(r"^torch==(\d+)\.(\d+)", (ROOT / "requirements.txt").read_text(), re.M)
     assert (int(pinned[1]), int(pinned[2])) >= (2, 10)

@@ -7,9 +7,9 @@ import re
 import pytest
 import torch
 
-from checkpoints import saved_as_if_on
-from devices import cuda_available
-from pages import SNIPPETS, assert_quoted, section_source
+from cookbook_testing.checkpoints import saved_as_if_on
+from cookbook_testing.devices import cuda_available
+from cookbook_testing.pages import SNIPPETS, assert_quoted, section_source
 
 
 def _trained(device="cpu", **adam):

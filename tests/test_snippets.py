@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pages import ROOT, SNIPPETS, includes, markdown_pages, raw_blocks, snippet_files, snippet_sections
+from cookbook_testing.pages import ROOT, SNIPPETS, includes, markdown_pages, raw_blocks, snippet_files, snippet_sections
 
 INCLUDED = [inc for page in markdown_pages() for inc in includes(page.read_text(encoding="utf-8"))]
 
@@ -54,7 +54,7 @@ def _env():
 @pytest.mark.parametrize("path", snippet_files(), ids=_rel)
 def test_snippet_runs_standalone(path, tmp_path):
     """On CPU, the sections that pages mark cuda are left out (they run in the next test)."""
-    from devices import cuda_available
+    from cookbook_testing.devices import cuda_available
     _run(path, tmp_path, set() if cuda_available() else cuda_sections(path))
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from pages import ROOT
+from cookbook_testing.pages import ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 

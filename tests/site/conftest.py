@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pages import ROOT
+from cookbook_testing.pages import ROOT
 
 BASE = "/cookbook/"  # served under a path, as on the hosted site
 

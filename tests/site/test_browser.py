@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from pages import DOCS
+from cookbook_testing.pages import DOCS
 
 pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pages import DOCS, markdown_pages, notebooks
+from cookbook_testing.pages import DOCS, markdown_pages, notebooks
 
 pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 

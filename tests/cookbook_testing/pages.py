@@ -6,6 +6,7 @@ blocks also run on a GPU machine that has its own torch and no MkDocs.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
 import importlib.util
@@ -22,7 +23,7 @@ import pytest
 import yaml
 from pytest_codeblocks import extract_from_buffer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 SNIPPETS = ROOT / "snippets"
 LANGS = ("en", "ja")
@@ -182,38 +183,48 @@ class Block:
 
     @property
     def skip_reason(self) -> str | None:
+        """Why this block does not run on this machine, or None if it does."""
+        from cookbook_testing.devices import cuda_available
         for m in self.marks:
-            if m.name == "skip":
-                return m.kwargs.get("reason") or (m.args[0] if m.args else None)
+            if m.name == "skipif" and m.args[0]:
+                return m.kwargs["reason"]
+        if self.cuda and not cuda_available():
+            return "needs CUDA"
         return None
 
 
-class _Marks:
-    """`pytest.mark.X(args)` as written in a page comment, built with `with_args` so that
-    an exception class argument (`raises(RuntimeError)`) is not taken for a decorated object."""
-
-    class _Name:
-        def __init__(self, name):
-            self.name = name
-
-        def __call__(self, *args, **kwargs):
-            return getattr(pytest.mark, self.name).with_args(*args, **kwargs)
-
-        @property
-        def mark(self):
-            return getattr(pytest.mark, self.name).mark
-
-    def __getattr__(self, name):
-        return self._Name(name)
+# Every mark a page block can carry, written `<!--pytest.mark.NAME-->` before its fence, and
+# the pytest marks it stands for. CONTRIBUTING.md explains each; anything else is an error.
+def _block_marks() -> dict:
+    from cookbook_testing.devices import cuda_available, gpu_count
+    return {
+        "cuda": [pytest.mark.cuda],
+        "two_gpus": [pytest.mark.skipif(gpu_count() < 2, reason="needs two CUDA devices")],
+        "fork_launch": [pytest.mark.skipif(
+            cuda_available(), reason="fork-based launch: a process that used CUDA cannot fork; "
+                                     "on GPU machines tests/test_distributed.py runs these with spawn")],
+    }
 
 
-class _PytestInComments:
-    mark = _Marks()
+_MARK = re.compile(r"pytest\.mark\.(\w+)(?:\((\w+)\))?\Z")
 
 
-def _eval_mark(text: str):
-    mark = eval(text, {"pytest": _PytestInComments})  # e.g. "pytest.mark.raises(RuntimeError)"
-    return mark.mark
+def parse_mark(text: str) -> list:
+    """`pytest.mark.cuda` or `pytest.mark.raises(RuntimeError)` -> pytest marks; no eval."""
+    m = _MARK.match(text.strip())
+    if not m:
+        raise ValueError(f"unreadable block mark {text!r} (see CONTRIBUTING.md)")
+    name, arg = m.groups()
+    if name == "raises":
+        exc = getattr(builtins, arg or "", None)
+        if not (isinstance(exc, type) and issubclass(exc, BaseException)):
+            raise ValueError(f"raises({arg}): name a built-in exception (see CONTRIBUTING.md)")
+        return [pytest.mark.raises.with_args(exc).mark]
+    known = _block_marks()
+    if name not in known or arg:
+        raise ValueError(f"unknown block mark {text!r}: the marks are raises(<built-in "
+                         f"exception>), {', '.join(known)} (see CONTRIBUTING.md)")
+    return [mark.mark for mark in known[name]]
 
 
 def page_blocks(path: Path) -> list[Block]:
@@ -228,7 +239,7 @@ def page_blocks(path: Path) -> list[Block]:
         section = include.split(":", 1)[1] if ":" in include else ""
         out = includes(rcb.expected_output or "")
         blocks.append(Block(base_key(path), len(blocks), cb.lineno, cb.code,
-                            cb.expected_output, [_eval_mark(m) for m in cb.marks],
+                            cb.expected_output, [m for text in cb.marks for m in parse_mark(text)],
                             section, out[0] if out else None))
     return blocks
 

@@ -10,3 +10,10 @@ def cuda_available() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+def gpu_count() -> int:
+    if not cuda_available():
+        return 0
+    import torch
+    return torch.cuda.device_count()
