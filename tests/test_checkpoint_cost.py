@@ -10,25 +10,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from cookbook_testing.pages import DOCS, ROOT, SNIPPETS, both_languages, load_module
+import bench_measure
+import bench_render
+from cookbook_testing.pages import DOCS, both_languages
 
 ASSETS = DOCS / "assets" / "bench"
 PAGES = both_languages("concepts/checkpoint-cost.md")
 
 
-bench = load_module(ROOT / "bench" / "checkpoint_bench.py", "checkpoint_bench")
 CPU = json.loads((ASSETS / "cpu.json").read_text(encoding="utf-8"))
 GPU = json.loads((ASSETS / "gpu.json").read_text(encoding="utf-8")) if (ASSETS / "gpu.json").exists() else None
 
 
 def test_results_record_machine_versions_and_samples():
-    assert CPU["schema"] == bench.SCHEMA and CPU["kind"] == "cpu"
+    assert CPU["schema"] == bench_measure.SCHEMA and CPU["kind"] == "cpu"
     assert {"cpu", "cores", "memory_bytes", "disk_free_bytes"} <= set(CPU["machine"])
     assert {"python", "torch", "safetensors"} <= set(CPU["versions"])
     assert CPU["date"] and CPU["settings"]["repeats"] >= 3
     assert len(CPU["results"]) >= 2
     for r in CPU["results"]:
-        assert set(r["methods"]) == set(bench.METHODS)
+        assert set(r["methods"]) == set(bench_measure.METHODS)
         for key, m in r["methods"].items():
             assert len(m["save_s" if key != "torch_load_mmap" else "load_s"]) == CPU["settings"]["repeats"]
         assert r["methods"]["dcp_async"]["blocked_median_s"] > 0
@@ -36,15 +37,16 @@ def test_results_record_machine_versions_and_samples():
 
 def test_generated_tables_are_what_the_results_give():
     """Nobody typed the numbers: the included tables are rendered from the JSON."""
-    assert (SNIPPETS / "concepts" / "checkpoint_cost_cpu.md").read_text(encoding="utf-8") == bench.render_cpu(CPU)
-    assert (SNIPPETS / "concepts" / "checkpoint_cost_gpu.md").read_text(encoding="utf-8") == bench.render_gpu(GPU)
+    tables = bench_render.TABLES
+    assert (tables / "cpu.md").read_text(encoding="utf-8") == bench_render.render_cpu(CPU)
+    assert (tables / "gpu.md").read_text(encoding="utf-8") == bench_render.render_gpu(GPU)
 
 
 def test_pages_embed_the_tables_and_plots():
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
-        for name in ("checkpoint_cost_cpu.md", "checkpoint_cost_gpu.md"):
-            assert f'--8<-- "concepts/{name}"' in text, (page.name, name)
+        for name in ("cpu.md", "gpu.md"):
+            assert f'--8<-- "outputs/concepts/checkpoint-cost/{name}"' in text, (page.name, name)
         for png in ("save_load.png", "async_save.png"):
             assert f"../assets/bench/{png})" in text and (ASSETS / png).stat().st_size > 0
     for png in ("save_load", "async_save"):  # the Japanese site's copy is the same plot
@@ -52,7 +54,7 @@ def test_pages_embed_the_tables_and_plots():
 
 
 def test_what_the_page_concludes_holds_for_these_results():
-    s = bench.summary(CPU)
+    s = bench_render.summary(CPU)
     # Adam keeps two tensors the size of each parameter (and a scalar step).
     assert s["adam_over_weights"] == pytest.approx(2.0, abs=0.01)
     for r in CPU["results"]:

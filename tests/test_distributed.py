@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from cookbook_testing.pages import SNIPPETS, assert_quoted, both_languages, fences
+from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, both_languages, fences
 
 pytestmark = pytest.mark.xdist_group("distributed")  # module fixtures: one worker
 
@@ -203,29 +203,14 @@ def test_the_torchrun_commands_on_the_page_parse():
 AUTOGRAD_FORK = ("RuntimeError: Unable to handle autograd's threading in combination with "
                  "fork-based multiprocessing. See https://github.com/pytorch/pytorch/wiki/Autograd-and-Fork")
 
-FORK_AFTER_GPU = """
-import torch, torch.multiprocessing as mp
-x = torch.ones(2, device="cuda", requires_grad=True)
-(x * 2).sum().backward()  # this process has trained on the GPU
-
-
-def child(rank):
-    y = torch.ones(2, requires_grad=True)
-    (y * 2).sum().backward()
-
-
-try:
-    mp.start_processes(child, nprocs=1, start_method="fork")
-except mp.ProcessRaisedException as error:
-    print(error)
-"""
+FORK_AFTER_GPU = ROOT / "tests" / "programs" / "fork_after_gpu.py"
 
 
 @pytest.mark.cuda
 def test_fork_after_training_on_the_gpu_fails_as_the_page_says():
     import subprocess
 
-    out = subprocess.run([sys.executable, "-c", FORK_AFTER_GPU], capture_output=True,
+    out = subprocess.run([sys.executable, str(FORK_AFTER_GPU)], capture_output=True,
                          text=True, timeout=120).stdout
     assert AUTOGRAD_FORK in out, out
     assert_quoted("scale/distributed.md", AUTOGRAD_FORK)

@@ -7,7 +7,6 @@ in both languages. The CUDA ones run in `make test-gpu`.
 from __future__ import annotations
 
 import pickle
-import re
 
 import numpy as np
 import pytest

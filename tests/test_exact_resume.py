@@ -6,7 +6,6 @@ snippets/recipes/exact_resume.py, executed here and in the child processes.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from cookbook_testing.pages import DOCS, SNIPPETS, section_source
+from cookbook_testing.pages import ROOT, SNIPPETS, program_env, section_source
 
 pytestmark = pytest.mark.xdist_group("exact_resume")  # module fixtures: one worker
 
 SNIPPET = SNIPPETS / "recipes" / "exact_resume.py"
-PAGES = [DOCS / "recipes" / "exact-resume.md", DOCS / "recipes" / "exact-resume.ja.md"]
 OMISSIONS = ["optimizer", "scheduler", "batches_done", "loader_generator",
              "torch_rng", "numpy_rng", "python_rng"]
 
@@ -32,32 +30,12 @@ def definitions() -> str:
 
 DEFS = definitions()
 
-# Run in a fresh interpreter: k steps were done and saved by another process.
-CHILD = """
-import sys, torch
-{defs}
-device = sys.argv[1]
-if device == "cuda":
-    torch.use_deterministic_algorithms(True)
-if sys.argv[2] == "save":
-    first = Trainer(device=device)
-    first.train_until(25)
-    save_checkpoint(first, "checkpoint.pt")
-    reference = Trainer(device=device)
-    reference.train_until(TOTAL_STEPS)
-    torch.save(reference.model.state_dict(), "reference.pt")
-else:
-    resumed = resume("checkpoint.pt", device=device)
-    resumed.train_until(TOTAL_STEPS)
-    torch.save(resumed.model.state_dict(), "resumed.pt")
-"""
 
 
 def run_child(tmp_path: Path, device: str, what: str, env=None):
-    script = tmp_path / "child.py"
-    script.write_text(CHILD.format(defs=DEFS), encoding="utf-8")
-    subprocess.run([sys.executable, str(script), device, what], cwd=tmp_path, check=True,
-                   env={**os.environ, **(env or {})}, timeout=300)
+    subprocess.run([sys.executable, str(ROOT / "tests" / "programs" / "exact_resume_half.py"),
+                    device, what], cwd=tmp_path, check=True, env={**program_env(), **(env or {})},
+                   timeout=300)
 
 
 @pytest.fixture(scope="module")

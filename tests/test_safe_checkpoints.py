@@ -13,52 +13,24 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-import types
 import zipfile
 
 import pytest
 import torch
 
-from cookbook_testing.pages import SNIPPETS, assert_quoted, both_languages, snippet_sections
+from cookbook_testing.checkpoints import assert_complete, small_state
+from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, both_languages, program_env
 
 SNIPPET = SNIPPETS / "recipes" / "safe_checkpoints.py"
 PAGES = both_languages("recipes/safe-checkpoints.md")
 
 
-def library_source() -> str:
-    lines = SNIPPET.read_text(encoding="utf-8").split("\n")
-    return "\n".join(lines[: snippet_sections(SNIPPET)["load_latest"][1] + 1])
-
-
 @pytest.fixture(scope="module")
 def sc():
-    module = types.ModuleType("safe_checkpoints")
-    exec(compile(library_source(), str(SNIPPET), "exec"), module.__dict__)
-    return module
-
-
-def small_state(step: int, n: int = 1000) -> dict:
-    """A checkpoint-shaped dict whose every tensor holds `step`: complete iff all agree."""
-    return {
-        "step": step,
-        "model": {"weight": torch.full((n,), float(step)), "bias": torch.full((3,), float(step))},
-        "optimizer": {
-            "state": {0: {"exp_avg": torch.full((n,), float(step)),
-                          "exp_avg_sq": torch.full((n,), float(step)),
-                          "step": torch.tensor(float(step))}},
-            "param_groups": [{"lr": 1e-3, "weight_decay": 0.0, "params": [0]}],
-        },
-    }
-
-
-def assert_complete(state: dict, step: int) -> None:
-    assert state["step"] == step
-    tensors = [*state["model"].values(), *state["optimizer"]["state"][0].values()]
-    assert all(bool((t == step).all()) for t in tensors), f"mixed content in step {step}"
-    assert state["optimizer"]["param_groups"] == [
-        {"lr": 1e-3, "weight_decay": 0.0, "params": [0]}]
+    """The recipe's functions, imported by name from snippets/recipes/checkpoint_files.py."""
+    import checkpoint_files
+    return checkpoint_files
 
 
 # --- 1. atomic save, under SIGKILL ----------------------------------------------------------
@@ -69,48 +41,13 @@ KILLS = 60
 # round (fork is cheap; importing torch 60 times is not). Each writer does what a training
 # run does at start-up (clean up, resume from the latest checkpoint) and then saves steps
 # as fast as it can until it is killed.
-ZYGOTE = textwrap.dedent("""
-    import os, sys, tempfile, traceback
-    import torch
-    torch.set_num_threads(1)  # no thread pool in a process that forks
-    ns = {"__name__": "safe_checkpoints"}
-    exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"), ns)
-    exec(compile(open(sys.argv[2]).read(), sys.argv[2], "exec"), ns)
-    with tempfile.TemporaryDirectory() as warm_up:  # first calls import more of torch
-        ns["save_checkpoint"](ns["small_state"](1, 10), warm_up, 1)
-        ns["load_latest"](warm_up)
-
-    def writer(directory):
-        ns["clean_leftovers"](directory)
-        state, _ = ns["load_latest"](directory, log=lambda message: None)
-        step = state["step"] if state else 0
-        while True:
-            step += 1
-            ns["save_checkpoint"](ns["small_state"](step, 250_000), directory, step, keep=3)
-
-    for line in sys.stdin:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                writer(line.strip())
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                os._exit(3)
-        print(pid, flush=True)
-        print(os.waitpid(pid, 0)[1], flush=True)
-""")
+ZYGOTE = ROOT / "tests" / "programs" / "kill_writer.py"
 
 
 def test_sigkill_during_saves_never_loses_the_latest_checkpoint(sc, tmp_path):
-    lib = tmp_path / "lib.py"
-    lib.write_text(library_source(), encoding="utf-8")
-    helpers = tmp_path / "helpers.py"
-    helpers.write_text("import torch\n" + textwrap.dedent(
-        __import__("inspect").getsource(small_state)), encoding="utf-8")
     directory = tmp_path / "checkpoints"
     zygote = subprocess.Popen(
-        [sys.executable, "-c", ZYGOTE, str(lib), str(helpers)],
+        [sys.executable, str(ZYGOTE)], env=program_env(),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rng = random.Random(0)
     last_step, killed_mid_save, started = 0, 0, time.perf_counter()

@@ -9,7 +9,7 @@ import torch
 
 from cookbook_testing.checkpoints import saved_as_if_on
 from cookbook_testing.devices import cuda_available
-from cookbook_testing.pages import SNIPPETS, assert_quoted, section_source
+from cookbook_testing.pages import ROOT, assert_quoted, program_env
 
 
 def _trained(device="cpu", **adam):
@@ -91,33 +91,19 @@ def test_fused_adam_keeps_step_on_the_parameters_device():
         assert optimizer.state[p]["step"].device == p.device
 
 
-MMAP_SAVE = """
-import os, sys, torch
-model = torch.nn.Linear(256, 256)
-optimizer = torch.optim.Adam(model.parameters())
-model(torch.randn(4, 256)).sum().backward()
-optimizer.step()
-scheduler, epoch = torch.optim.lr_scheduler.StepLR(optimizer, 1), 0
-torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, "checkpoint.pt")
-mapped = torch.load("checkpoint.pt", mmap=True, weights_only=True)
-model.load_state_dict(mapped["model"])
-optimizer.load_state_dict(mapped["optimizer"])  # Adam's moments: pages of the mapped file
-"""
 
 
-@pytest.mark.parametrize("save, returncode", [
-    ('torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, '
-     '"checkpoint.pt")', -7),  # SIGBUS: the shell reports exit code 128 + 7 = 135
-    (section_source(SNIPPETS / "recipes" / "save_and_resume.py", "save_checkpoint"), 0),
-], ids=["in-place", "recipe"])
-def test_saving_over_a_mapped_checkpoint(tmp_path, save, returncode):
+@pytest.mark.parametrize("how, returncode", [
+    ("in-place", -7),  # SIGBUS: the shell reports exit code 128 + 7 = 135
+    ("recipe", 0),
+])
+def test_saving_over_a_mapped_checkpoint(tmp_path, how, returncode):
     """In place: killed by SIGBUS, the file left broken. The recipe's save: no harm."""
     import subprocess
     import sys
 
-    program = MMAP_SAVE + save + "\noptimizer.step()\n"
-    proc = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "programs" / "mmap_save.py"), how],
+                          cwd=tmp_path, capture_output=True, timeout=120, env=program_env())
     assert proc.returncode == returncode, proc.stderr.decode()[-2000:]
     if returncode == 0:
         state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)

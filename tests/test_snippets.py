@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -42,12 +43,12 @@ def _run(path, tmp_path, drop: set[str]):
     script = tmp_path / path.name
     script.write_text("\n".join(lines), encoding="utf-8")
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env={"PYTHONPATH": str(ROOT), **_env()})
+                          text=True, timeout=300,
+                          env={**_env(), "PYTHONPATH": os.pathsep.join([str(ROOT), str(path.parent)])})
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def _env():
-    import os
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
@@ -62,3 +63,15 @@ def test_snippet_runs_standalone(path, tmp_path):
 @pytest.mark.parametrize("path", [p for p in snippet_files() if cuda_sections(p)], ids=_rel)
 def test_snippet_runs_standalone_with_cuda_sections(path, tmp_path):
     _run(path, tmp_path, set())
+
+
+@pytest.mark.parametrize("path", snippet_files(), ids=_rel)
+def test_sections_are_in_page_order(path):
+    """A snippet file runs top to bottom like its page: its sections in the order the
+    pages embed them."""
+    rel = _rel(path)
+    sections = list(snippet_sections(path))
+    for page in markdown_pages():
+        embedded = [inc.split(":", 1)[1] for inc in includes(page.read_text(encoding="utf-8"))
+                    if inc.startswith(rel + ":")]
+        assert [s for s in sections if s in embedded] == embedded, page.name

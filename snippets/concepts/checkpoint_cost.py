@@ -31,6 +31,25 @@ for p, state in optimizer.state.items():  # two moments the size of each paramet
     assert state["step"].numel() == 1
 # --8<-- [end:setup]
 
+# --8<-- [start:mmap]
+torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, "checkpoint.pt")
+
+# mmap=True maps the file instead of reading all of it into memory first; the bytes are
+# read when load_state_dict copies them into the model and the optimizer.
+checkpoint = torch.load("checkpoint.pt", map_location="cpu", weights_only=True, mmap=True)
+model3, optimizer3 = build()
+model3.load_state_dict(checkpoint["model"])
+optimizer3.load_state_dict(checkpoint["optimizer"])
+assert all(torch.equal(p, p3) for p, p3 in zip(model.parameters(), model3.parameters()))
+
+# load_state_dict copied the weights into the model, but kept the optimizer's tensors:
+# Adam's moments are still the mapped file's pages.
+saved = checkpoint["optimizer"]["state"]
+for i, p3 in enumerate(model3.parameters()):
+    assert optimizer3.state[p3]["exp_avg"].data_ptr() == saved[i]["exp_avg"].data_ptr()
+    assert p3.data_ptr() != checkpoint["model"][list(checkpoint["model"])[i]].data_ptr()
+# --8<-- [end:mmap]
+
 # --8<-- [start:split]
 from safetensors.torch import load_file, save_file
 
@@ -60,22 +79,3 @@ for p, p2 in zip(model.parameters(), model2.parameters()):
     assert all(torch.equal(state[k], state2[k]) for k in ("exp_avg", "exp_avg_sq", "step"))
 assert optimizer2.param_groups[0]["lr"] == 1e-3
 # --8<-- [end:roundtrip]
-
-# --8<-- [start:mmap]
-torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, "checkpoint.pt")
-
-# mmap=True maps the file instead of reading all of it into memory first; the bytes are
-# read when load_state_dict copies them into the model and the optimizer.
-checkpoint = torch.load("checkpoint.pt", map_location="cpu", weights_only=True, mmap=True)
-model3, optimizer3 = build()
-model3.load_state_dict(checkpoint["model"])
-optimizer3.load_state_dict(checkpoint["optimizer"])
-assert all(torch.equal(p, p3) for p, p3 in zip(model.parameters(), model3.parameters()))
-
-# load_state_dict copied the weights into the model, but kept the optimizer's tensors:
-# Adam's moments are still the mapped file's pages.
-saved = checkpoint["optimizer"]["state"]
-for i, p3 in enumerate(model3.parameters()):
-    assert optimizer3.state[p3]["exp_avg"].data_ptr() == saved[i]["exp_avg"].data_ptr()
-    assert p3.data_ptr() != checkpoint["model"][list(checkpoint["model"])[i]].data_ptr()
-# --8<-- [end:mmap]

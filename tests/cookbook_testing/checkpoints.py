@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import torch
 import torch.serialization as serialization
 
 
@@ -23,3 +24,25 @@ def saved_as_if_on(tag):
     finally:
         serialization._package_registry[:] = [e for e in serialization._package_registry
                                                if e[1] is not tag]
+
+
+def small_state(step: int, n: int = 1000) -> dict:
+    """A checkpoint-shaped dict whose every tensor holds `step`: complete iff all agree."""
+    return {
+        "step": step,
+        "model": {"weight": torch.full((n,), float(step)), "bias": torch.full((3,), float(step))},
+        "optimizer": {
+            "state": {0: {"exp_avg": torch.full((n,), float(step)),
+                          "exp_avg_sq": torch.full((n,), float(step)),
+                          "step": torch.tensor(float(step))}},
+            "param_groups": [{"lr": 1e-3, "weight_decay": 0.0, "params": [0]}],
+        },
+    }
+
+
+def assert_complete(state: dict, step: int) -> None:
+    assert state["step"] == step
+    tensors = [*state["model"].values(), *state["optimizer"]["state"][0].values()]
+    assert all(bool((t == step).all()) for t in tensors), f"mixed content in step {step}"
+    assert state["optimizer"]["param_groups"] == [
+        {"lr": 1e-3, "weight_decay": 0.0, "params": [0]}]

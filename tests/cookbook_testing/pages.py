@@ -341,3 +341,10 @@ def assert_quoted(page: str, *texts: str) -> None:
         shown = _plain(expanded(path))
         for text in texts:
             assert _plain(text) in shown, f"{path.relative_to(DOCS)} does not quote {text!r}"
+
+
+def program_env() -> dict:
+    """The environment for a program in tests/programs: the test helpers and the recipes'
+    function files importable by name."""
+    path = os.pathsep.join(str(p) for p in (ROOT / "tests", SNIPPETS / "recipes"))
+    return {**os.environ, "PYTHONPATH": path}

@@ -1,0 +1,215 @@
+# Recipe: checkpoint files that survive crashes, corruption and untrusted sources: the
+# reusable functions. Page: docs/recipes/safe-checkpoints.md (and .ja.md), which embeds these
+# sections between its examples (snippets/recipes/safe_checkpoints.py); tests import this
+# file as the module checkpoint_files.
+
+# --8<-- [start:atomic_write]
+import contextlib
+import hashlib
+import os
+import re
+
+import torch
+
+TMP_PREFIX = ".tmp-"  # every temporary file starts with this (see clean_leftovers)
+
+
+def fsync_directory(directory):
+    """Make a rename in `directory` durable: on POSIX the directory entry is data too."""
+    if os.name != "posix":
+        return  # Windows cannot open a directory to fsync it
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _new_temporary_file(directory, name):
+    """Create a file with a new name in `directory`, with the permissions a plain open()
+    gives a new file (0666 minus the umask; tempfile.mkstemp would give 0600, unreadable to
+    an evaluation job running as another user), or those of the file it will replace."""
+    mode = 0o666
+    with contextlib.suppress(FileNotFoundError):
+        mode = os.stat(os.path.join(directory, name)).st_mode & 0o7777
+    while True:
+        tmp = os.path.join(directory, f"{TMP_PREFIX}{name}.{os.urandom(4).hex()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        except FileExistsError:
+            continue
+        if mode != 0o666:
+            os.fchmod(fd, mode)  # keep the mode of the file being replaced
+        return fd, tmp
+
+
+def atomic_write(path, write):
+    """Replace `path` with what `write(f)` writes: a reader sees the old file or the new one.
+
+    The data goes to a temporary file in the same directory (so on the same filesystem),
+    is flushed and fsync'ed, then renamed over `path` with os.replace, and the directory
+    is fsync'ed so that the rename itself survives a power cut.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = _new_temporary_file(directory, os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()             # Python's buffer -> the kernel
+            os.fsync(f.fileno())  # the kernel's cache -> the disk
+        os.replace(tmp, path)     # atomic within one filesystem
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    fsync_directory(directory)
+# --8<-- [end:atomic_write]
+
+
+# --8<-- [start:save_checkpoint]
+CHECKPOINT = re.compile(r"ckpt-(\d{8})\.pt")  # ckpt-00000042.pt: sorts by step
+LATEST = "latest"  # a small text file holding the name of the newest complete checkpoint
+
+
+class _HashingWriter:
+    """A file wrapper that computes the sha256 of the bytes torch.save writes through it."""
+
+    def __init__(self, f):
+        self.f, self.sha256 = f, hashlib.sha256()
+
+    def write(self, data):
+        self.sha256.update(data)
+        return self.f.write(data)
+
+    def flush(self):
+        self.f.flush()
+
+
+def save_checkpoint(state, directory, step, keep=3, checksum=True):
+    """Save `state` as directory/ckpt-<step>.pt, then point `latest` at it; keep `keep` files.
+
+    With `checksum`, the sha256 of the file is written beside it as ckpt-<step>.pt.sha256
+    (the format of `sha256sum`, so `sha256sum -c` checks it too).
+    """
+    os.makedirs(directory, exist_ok=True)
+    name = f"ckpt-{step:08d}.pt"
+    path = os.path.join(directory, name)
+    writer = None
+
+    def write(f):
+        nonlocal writer
+        writer = _HashingWriter(f)
+        torch.save(state, writer)
+
+    atomic_write(path, write)
+    if checksum:
+        line = f"{writer.sha256.hexdigest()}  {name}\n".encode()
+        atomic_write(path + ".sha256", lambda f: f.write(line))
+    # The commit point: until `latest` names the new file, a reader uses the previous one.
+    atomic_write(os.path.join(directory, LATEST), lambda f: f.write(f"{name}\n".encode()))
+
+    done = sorted(n for n in os.listdir(directory) if CHECKPOINT.fullmatch(n) and n <= name)
+    for old in done[:-keep]:
+        for p in (old, old + ".sha256"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, p))
+    return path
+# --8<-- [end:save_checkpoint]
+
+
+# --8<-- [start:clean_leftovers]
+def clean_leftovers(directory):
+    """Remove the temporary files that a killed save left behind. Call it at start-up,
+    while no other process is writing to `directory`. Returns the names removed."""
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        orphan = name.endswith(".sha256") and not os.path.exists(
+            os.path.join(directory, name[: -len(".sha256")]))
+        if name.startswith(TMP_PREFIX) or orphan:
+            os.remove(os.path.join(directory, name))
+            removed.append(name)
+    return removed
+# --8<-- [end:clean_leftovers]
+
+
+# --8<-- [start:load_checkpoint]
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used; the message names the file and the problem."""
+
+
+def _first_line(exc):
+    """The informative line of a torch.load error (weights_only errors put it last)."""
+    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+    line = next((l for l in lines if "Unsupported global" in l), lines[0] if lines else "")
+    line = line.split(". This is an internal miniz error")[0]
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def load_checkpoint(path, require_checksum=False, keys=()):
+    """torch.load with weights_only=True, and an error that says which file and what is wrong."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such file")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise CheckpointError(f"{path}: the file is empty (a save was interrupted). "
+                              "Load an older checkpoint.")
+    sidecar = path + ".sha256"
+    if os.path.exists(sidecar):
+        with open(sidecar) as f:
+            expected = f.read().split()[0]
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        if h.hexdigest() != expected:
+            raise CheckpointError(
+                f"{path}: sha256 does not match {os.path.basename(sidecar)}: the file changed "
+                "after it was saved (truncated, or damaged on disk or in a copy). "
+                "Load an older checkpoint.")
+    elif require_checksum:
+        raise CheckpointError(f"{path}: no {os.path.basename(sidecar)} beside it")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - every failure becomes one clear message
+        raise CheckpointError(
+            f"{path}: torch.load failed ({_first_line(e)}); the file is truncated, corrupt "
+            "or not a checkpoint. Load an older checkpoint.") from e
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint, missing keys {missing}")
+    return state
+# --8<-- [end:load_checkpoint]
+
+
+# --8<-- [start:load_latest]
+def load_latest(directory, log=print, **kwargs):
+    """Load the checkpoint that `latest` names or, if it is unusable, the newest older one.
+
+    Returns (state, path), or (None, None) if there is no checkpoint at all. Raises
+    CheckpointError if there are checkpoints but none loads: do not start from scratch then.
+    """
+    if not os.path.isdir(directory):
+        return None, None
+    names = sorted((n for n in os.listdir(directory) if CHECKPOINT.fullmatch(n)), reverse=True)
+    if not names:
+        return None, None
+    try:
+        with open(os.path.join(directory, LATEST)) as f:
+            newest = f.read().strip()
+    except FileNotFoundError:
+        newest = names[0]
+    if not CHECKPOINT.fullmatch(newest):
+        log(f"skipped {directory}/{LATEST}: it names {newest!r}, not a checkpoint")
+        newest = names[0]
+    # Files newer than `latest` were never committed: skip them.
+    candidates = [newest] + [n for n in names if n < newest]
+    for name in candidates:
+        path = os.path.join(directory, name)
+        try:
+            return load_checkpoint(path, **kwargs), path
+        except CheckpointError as e:
+            log(f"skipped {e}")
+    raise CheckpointError(f"{directory}: none of {candidates} loads; see the messages above")
+# --8<-- [end:load_latest]
