@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "snippets" / "recipes")]  # as pytest.ini sets it
 
 from cookbook_testing.pages import DOCS, lang_of, markdown_pages, normalise_output, page_blocks, run_block  # noqa: E402
 

@@ -192,8 +192,10 @@ def test_casting_adam_state_to_float16_erases_second_moments():
 def _errors_namespace():
     from cookbook_testing.pages import SNIPPETS, section_source
     ns: dict = {}
-    path = SNIPPETS / "troubleshooting" / "errors.py"
-    exec(compile(section_source(path, "setup", "order_silent", "order_fix"), str(path), "exec"), ns)
+    errors = SNIPPETS / "troubleshooting" / "errors"
+    for path, sections in ((errors / "running_example.py", ["setup"]),
+                           (errors / "param_groups.py", ["order_silent", "order_fix"])):
+        exec(compile(section_source(path, *sections), str(path), "exec"), ns)
     return ns
 
 

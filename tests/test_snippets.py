@@ -44,7 +44,8 @@ def _run(path, tmp_path, drop: set[str]):
     script.write_text("\n".join(lines), encoding="utf-8")
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300,
-                          env={**_env(), "PYTHONPATH": os.pathsep.join([str(ROOT), str(path.parent)])})
+                          env={**_env(), "PYTHONPATH": os.pathsep.join(
+                              [str(ROOT), str(path.parent), str(SNIPPETS / "recipes")])})
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
