@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.serialization as serialization
 
-from cookbook_testing.checkpoints import saved_as_if_on
+from cookbook_testing.checkpoints import tagged_checkpoint, trained_adam
 from cookbook_testing.devices import cuda_available
 from cookbook_testing.pages import assert_quoted as quoted
 
@@ -24,25 +24,11 @@ def assert_quoted(message: str):
     quoted("troubleshooting/errors.md", message)
 
 
-def _trained(device="cpu", **adam):
-    model = nn.Linear(4, 3).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **adam)
-    model(torch.randn(8, 4, device=device)).sum().backward()
-    optimizer.step()
-    return model, optimizer
-
-
 def _step(model, optimizer):
     p = next(model.parameters())
     optimizer.zero_grad()
     model(torch.randn(8, 4).to(p)).sum().backward()
     optimizer.step()
-
-
-def tagged_checkpoint(path, location):
-    """Write a checkpoint whose storages are tagged `location`, as torch.save does on that device."""
-    with saved_as_if_on(location):
-        torch.save({"w": torch.ones(3)}, path)
 
 
 @pytest.mark.skipif(cuda_available(), reason="with CUDA present a CUDA-tagged file loads")
@@ -51,6 +37,7 @@ def test_cuda_checkpoint_on_cpu_message(tmp_path):
     with pytest.raises(RuntimeError) as info:
         torch.load(tmp_path / "gpu.pt", weights_only=True)
     assert_quoted(f"RuntimeError: {info.value}")
+    quoted("recipes/save-and-resume.md", f"RuntimeError: {info.value}")  # quoted there too
     loaded = torch.load(tmp_path / "gpu.pt", map_location="cpu", weights_only=True)
     assert loaded["w"].device.type == "cpu"
 
@@ -74,7 +61,7 @@ def test_cuda_device_count_message(tmp_path):
                          ids=["default", "for-loop", "foreach", "fused"])
 def test_device_mismatch_message_and_repair(adam):
     """Loaded on the CPU, moved to the GPU afterwards: the quoted error, then the repair."""
-    _, saved = _trained(**adam)
+    _, saved = trained_adam(**adam)
     model = nn.Linear(4, 3)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **adam)
     optimizer.load_state_dict(saved.state_dict())
@@ -113,7 +100,7 @@ def test_weights_only_message_and_remedies(tmp_path):
 
 
 def test_load_state_dict_takes_every_hyperparameter_from_the_checkpoint():
-    model, optimizer = _trained()
+    model, optimizer = trained_adam()
     scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.5, total_iters=4)
     saved, saved_sched = optimizer.state_dict(), scheduler.state_dict()
     optimizer2 = torch.optim.Adam(model.parameters(), lr=0.5, betas=(0.5, 0.5), weight_decay=0.1)

@@ -14,15 +14,15 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import (Block, base_key, markdown_pages, normalise_output, output_path, page_blocks,
-                   python_fence_count, run_block)
+from cookbook_testing.pages import (Block, base_key, lang_of, markdown_pages, normalise_output,
+                                    output_path, page_blocks, python_fence_count, run_block)
 
 
 def _collect() -> list[Block]:
     by_page: dict[str, list[tuple[str, list[Block]]]] = {}
     for path in markdown_pages():
         by_page.setdefault(base_key(path), []).append(
-            ("ja" if ".ja." in path.name else "en", page_blocks(path)))
+            (lang_of(path), page_blocks(path)))
     out = []
     for key, variants in by_page.items():
         first = variants[0][1]

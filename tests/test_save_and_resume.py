@@ -7,38 +7,12 @@ import re
 import pytest
 import torch
 
-from cookbook_testing.checkpoints import saved_as_if_on
-from cookbook_testing.devices import cuda_available
-from cookbook_testing.pages import ROOT, assert_quoted, program_env
-
-
-def _trained(device="cpu", **adam):
-    model = torch.nn.Linear(4, 3).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **adam)
-    model(torch.randn(8, 4, device=device)).sum().backward()
-    optimizer.step()
-    return model, optimizer
-
-
-def cuda_tagged_checkpoint(path):
-    """Write a checkpoint whose storages are tagged cuda:0, as torch.save does from a GPU."""
-    with saved_as_if_on("cuda:0"):
-        torch.save({"w": torch.ones(3)}, path)
-
-
-@pytest.mark.skipif(cuda_available(), reason="with CUDA present a CUDA-tagged file loads")
-def test_quoted_cuda_checkpoint_error_is_the_real_one(tmp_path):
-    cuda_tagged_checkpoint(tmp_path / "gpu.pt")
-    with pytest.raises(RuntimeError) as info:
-        torch.load(tmp_path / "gpu.pt", weights_only=True)
-    quoted = f"RuntimeError: {info.value}"
-    assert_quoted("recipes/save-and-resume.md", quoted)
-    loaded = torch.load(tmp_path / "gpu.pt", map_location="cpu", weights_only=True)
-    assert loaded["w"].device.type == "cpu"
+from cookbook_testing.checkpoints import trained_adam
+from cookbook_testing.pages import ROOT, program_env
 
 
 def test_load_state_dict_overwrites_constructor_hyperparameters():
-    model, optimizer = _trained()
+    model, optimizer = trained_adam()
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=5)
     saved_opt, saved_sched = optimizer.state_dict(), scheduler.state_dict()
 
@@ -52,7 +26,7 @@ def test_load_state_dict_overwrites_constructor_hyperparameters():
 
 def test_adam_state_is_two_tensors_per_parameter():
     """Adam holds two tensors the size of each parameter (plus a scalar step)."""
-    model, optimizer = _trained()
+    model, optimizer = trained_adam()
     for p in model.parameters():
         state = optimizer.state[p]
         assert state["exp_avg"].shape == state["exp_avg_sq"].shape == p.shape
@@ -61,7 +35,7 @@ def test_adam_state_is_two_tensors_per_parameter():
 
 @pytest.mark.cuda
 def test_moving_the_model_after_loading_breaks_step():
-    model, optimizer = _trained("cpu")
+    model, optimizer = trained_adam("cpu")
     fresh = torch.optim.Adam(model.parameters(), lr=1e-3)
     fresh.load_state_dict(optimizer.state_dict())
     model.to("cuda")
@@ -74,7 +48,7 @@ def test_moving_the_model_after_loading_breaks_step():
 
 @pytest.mark.cuda
 def test_map_location_cuda_puts_step_on_the_gpu(tmp_path):
-    model, optimizer = _trained("cpu")
+    model, optimizer = trained_adam("cpu")
     torch.save(optimizer.state_dict(), tmp_path / "opt.pt")
     model.to("cuda")
     fresh = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -86,7 +60,7 @@ def test_map_location_cuda_puts_step_on_the_gpu(tmp_path):
 
 @pytest.mark.cuda
 def test_fused_adam_keeps_step_on_the_parameters_device():
-    model, optimizer = _trained("cuda", fused=True)
+    model, optimizer = trained_adam("cuda", fused=True)
     for p in model.parameters():
         assert optimizer.state[p]["step"].device == p.device
 
@@ -118,7 +92,7 @@ def test_load_state_dict_keeps_the_given_tensors():
     """One dict loaded into two optimizers: shared `step` and moments; deepcopy separates them."""
     import copy
 
-    model, optimizer = _trained()
+    model, optimizer = trained_adam()
     saved = optimizer.state_dict()
 
     def load(state):
@@ -135,7 +109,7 @@ def test_load_state_dict_keeps_the_given_tensors():
     steps = [o.state[m.weight]["step"].item() for m, o in pairs]
     assert steps == [3.0, 3.0] and saved["state"][0]["step"].item() == 3.0  # not 2, 2 and 1
 
-    model, optimizer = _trained()
+    model, optimizer = trained_adam()
     saved = optimizer.state_dict()
     pairs = [load(copy.deepcopy(saved)), load(copy.deepcopy(saved))]
     for new, new_optimizer in pairs:

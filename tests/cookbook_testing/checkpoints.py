@@ -46,3 +46,19 @@ def assert_complete(state: dict, step: int) -> None:
     assert all(bool((t == step).all()) for t in tensors), f"mixed content in step {step}"
     assert state["optimizer"]["param_groups"] == [
         {"lr": 1e-3, "weight_decay": 0.0, "params": [0]}]
+
+
+def tagged_checkpoint(path, location: str) -> None:
+    """A small checkpoint whose storages are tagged `location` ("cuda:0"), as torch.save
+    writes one on that device, made on any machine."""
+    with saved_as_if_on(location):
+        torch.save({"w": torch.ones(3)}, path)
+
+
+def trained_adam(device="cpu", **adam):
+    """A Linear(4, 3) and an Adam that has taken one step (its state exists)."""
+    model = torch.nn.Linear(4, 3).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **adam)
+    model(torch.randn(8, 4, device=device)).sum().backward()
+    optimizer.step()
+    return model, optimizer

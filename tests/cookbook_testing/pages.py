@@ -348,3 +348,9 @@ def program_env() -> dict:
     function files importable by name."""
     path = os.pathsep.join(str(p) for p in (ROOT / "tests", SNIPPETS / "recipes"))
     return {**os.environ, "PYTHONPATH": path}
+
+
+def site_path(page: Path) -> str:
+    """docs/a/b.ja.md -> "ja/a/b/": where the built site serves a page (use_directory_urls)."""
+    rel = re.sub(r"(\.ja)?\.(md|ipynb)$", "", page.relative_to(DOCS).as_posix())
+    return ("ja/" if lang_of(page) == "ja" else "") + ("" if rel == "index" else rel + "/")

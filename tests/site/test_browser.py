@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from cookbook_testing.pages import DOCS
+from cookbook_testing.pages import DOCS, site_path
 
 pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 
@@ -77,10 +77,7 @@ def math_pages() -> list[str]:
     for src in sorted([*DOCS.rglob("*.md"), *DOCS.rglob("*.ipynb")]):
         text = src.read_text(encoding="utf-8")
         if re.search(r"\$\$|(?<![\\`])\$[^$\s`][^$\n]*\$", text):
-            rel = src.relative_to(DOCS).as_posix()
-            lang = "ja/" if ".ja." in rel else ""
-            rel = re.sub(r"(\.ja)?\.(md|ipynb)$", "", rel)
-            out.append(lang + ("" if rel == "index" else rel + "/"))
+            out.append(site_path(src))
     return out
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import DOCS, markdown_pages, notebooks
+from cookbook_testing.pages import DOCS, lang_of, markdown_pages, notebooks, site_path
 
 pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 
@@ -15,12 +15,7 @@ JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
 
 def _built(site, src):
-    """docs/a/b.ja.md -> site/ja/a/b/index.html (use_directory_urls)."""
-    rel = src.relative_to(DOCS).as_posix()
-    lang = "ja/" if ".ja." in rel else ""
-    rel = re.sub(r"(\.ja)?\.(md|ipynb)$", "", rel)
-    rel = "" if rel == "index" else rel + "/"
-    return site / f"{lang}{rel}index.html"
+    return site / site_path(src) / "index.html"
 
 
 def test_strict_build_succeeds(built_site):
@@ -31,7 +26,7 @@ def test_strict_build_succeeds(built_site):
 def test_every_page_is_built_with_its_language(built_site):
     for src in markdown_pages() + notebooks():
         html = _built(built_site, src).read_text(encoding="utf-8")
-        lang = "ja" if ".ja." in src.name else "en"
+        lang = lang_of(src)
         assert f'<html lang="{lang}"' in html, src
         if lang == "ja":
             assert JAPANESE.search(html), src
