@@ -35,35 +35,49 @@ def test_snippet_is_embedded_by_a_page(path):
     assert set(sections) <= used, f"sections on no page: {sorted(set(sections) - used)}"
 
 
-def _run(path, tmp_path, drop: set[str]):
-    lines = path.read_text(encoding="utf-8").split("\n")
-    for name, (start, end) in snippet_sections(path).items():
-        if name in drop:
-            lines[start:end + 1] = [""] * (end + 1 - start)
-    script = tmp_path / path.name
-    script.write_text("\n".join(lines), encoding="utf-8")
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300,
+def _run(paths, tmp_path, drop: set[str]):
+    """Run snippet files as scripts, in order, in one new interpreter (each as __main__, as
+    `python file.py` would), with the sections in `drop` blanked out."""
+    scripts = []
+    for path in paths:
+        lines = path.read_text(encoding="utf-8").split("\n")
+        for name, (start, end) in snippet_sections(path).items():
+            if name in drop:
+                lines[start:end + 1] = [""] * (end + 1 - start)
+        script = tmp_path / path.name
+        script.write_text("\n".join(lines), encoding="utf-8")
+        scripts.append(str(script))
+    runner = "import runpy, sys\nfor s in sys.argv[1:]:\n    runpy.run_path(s, run_name='__main__')"
+    proc = subprocess.run([sys.executable, "-c", runner, *scripts], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
                           env={**_env(), "PYTHONPATH": os.pathsep.join(
-                              [str(ROOT), str(path.parent), str(SNIPPETS / "recipes")])})
+                              [str(ROOT), str(paths[0].parent), str(SNIPPETS / "recipes")])})
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+# Files of one folder that share a running example run in one interpreter (torch imported
+# and the example built once); every other snippet file runs on its own.
+SHARED = SNIPPETS / "troubleshooting" / "errors"
+STANDALONE = [[p] for p in snippet_files() if p.parent != SHARED] + \
+             [sorted(p for p in snippet_files() if p.parent == SHARED)]
 
 
 def _env():
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
-@pytest.mark.parametrize("path", snippet_files(), ids=_rel)
-def test_snippet_runs_standalone(path, tmp_path):
+@pytest.mark.parametrize("paths", STANDALONE, ids=lambda ps: _rel(ps[0]) if len(ps) == 1 else _rel(ps[0].parent))
+def test_snippet_runs_standalone(paths, tmp_path):
     """On CPU, the sections that pages mark cuda are left out (they run in the next test)."""
     from cookbook_testing.devices import cuda_available
-    _run(path, tmp_path, set() if cuda_available() else cuda_sections(path))
+    drop = set() if cuda_available() else {s for p in paths for s in cuda_sections(p)}
+    _run(paths, tmp_path, drop)
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("path", [p for p in snippet_files() if cuda_sections(p)], ids=_rel)
 def test_snippet_runs_standalone_with_cuda_sections(path, tmp_path):
-    _run(path, tmp_path, set())
+    _run([path], tmp_path, set())
 
 
 @pytest.mark.parametrize("path", snippet_files(), ids=_rel)
