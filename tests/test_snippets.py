@@ -35,18 +35,10 @@ def test_snippet_is_embedded_by_a_page(path):
     assert set(sections) <= used, f"sections on no page: {sorted(set(sections) - used)}"
 
 
-def _run(paths, tmp_path, drop: set[str]):
-    """Run snippet files as scripts, in order, in one new interpreter (each as __main__, as
-    `python file.py` would), with the sections in `drop` blanked out."""
-    scripts = []
-    for path in paths:
-        lines = path.read_text(encoding="utf-8").split("\n")
-        for name, (start, end) in snippet_sections(path).items():
-            if name in drop:
-                lines[start:end + 1] = [""] * (end + 1 - start)
-        script = tmp_path / path.name
-        script.write_text("\n".join(lines), encoding="utf-8")
-        scripts.append(str(script))
+def _run(paths, tmp_path):
+    """Run snippet files as scripts, in order, in one new interpreter, each as __main__ (as
+    `python file.py` would): a downloaded recipe runs as it is, CUDA sections guarded."""
+    scripts = [str(p) for p in paths]
     runner = "import runpy, sys\nfor s in sys.argv[1:]:\n    runpy.run_path(s, run_name='__main__')"
     proc = subprocess.run([sys.executable, "-c", runner, *scripts], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300,
@@ -68,16 +60,15 @@ def _env():
 
 @pytest.mark.parametrize("paths", STANDALONE, ids=lambda ps: _rel(ps[0]) if len(ps) == 1 else _rel(ps[0].parent))
 def test_snippet_runs_standalone(paths, tmp_path):
-    """On CPU, the sections that pages mark cuda are left out (they run in the next test)."""
-    from cookbook_testing.devices import cuda_available
-    drop = set() if cuda_available() else {s for p in paths for s in cuda_sections(p)}
-    _run(paths, tmp_path, drop)
+    """Without CUDA, the sections that pages mark cuda are skipped by their own guard."""
+    _run(paths, tmp_path)
 
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("path", [p for p in snippet_files() if cuda_sections(p)], ids=_rel)
 def test_snippet_runs_standalone_with_cuda_sections(path, tmp_path):
-    _run([path], tmp_path, set())
+    """On a GPU machine (make test-gpu), the same files with their CUDA sections run."""
+    _run([path], tmp_path)
 
 
 @pytest.mark.parametrize("path", snippet_files(), ids=_rel)

@@ -186,60 +186,62 @@ optimizer.load_state_dict(optimizer.state_dict())
 check_state_devices(optimizer)
 # --8<-- [end:late_move]
 
-# --8<-- [start:classic_loop]
-# The loop found in old forum answers. Not needed any more, and it moves `step` too.
-for state in optimizer.state.values():
-    for k, v in state.items():
-        if isinstance(v, torch.Tensor):
-            state[k] = v.to("cuda")
+if torch.cuda.is_available():  # the page marks this block cuda and shows it unindented
+    # --8<-- [start:classic_loop]
+    # The loop found in old forum answers. Not needed any more, and it moves `step` too.
+    for state in optimizer.state.values():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor):
+                state[k] = v.to("cuda")
 
-p = next(model.parameters())
-print(optimizer.state[p]["step"].device)
-# --8<-- [end:classic_loop]
+    p = next(model.parameters())
+    print(optimizer.state[p]["step"].device)
+    # --8<-- [end:classic_loop]
 
-# --8<-- [start:count_syncs]
-import warnings
-
-
-def syncs_per_step(model, optimizer):
-    """Count the host-device synchronizations that one optimizer step makes, as far as
-    torch instruments them (.item() and other reads of GPU values are)."""
-    for counted in (False, True):  # the first step may initialize things: not counted
-        optimizer.zero_grad()
-        F.cross_entropy(model(images[:64].to(device)), labels[:64].to(device)).backward()
-        torch.cuda.synchronize()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
-            try:
-                optimizer.step()
-            finally:
-                torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
+if torch.cuda.is_available():  # the page marks this block cuda and shows it unindented
+    # --8<-- [start:count_syncs]
+    import warnings
 
 
-def resumed(foreach=None, classic_loop=False):
-    """Resumed in the right order; then, if asked, the classic loop on top."""
-    model, optimizer, scheduler = build(device)
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    for group in optimizer.param_groups:
-        group["foreach"] = foreach  # None: torch's default, the foreach code on CUDA
-    if classic_loop:
-        for state in optimizer.state.values():
-            for k, v in state.items():
-                if isinstance(v, torch.Tensor):
-                    state[k] = v.to("cuda")
-    return model, optimizer
+    def syncs_per_step(model, optimizer):
+        """Count the host-device synchronizations that one optimizer step makes, as far as
+        torch instruments them (.item() and other reads of GPU values are)."""
+        for counted in (False, True):  # the first step may initialize things: not counted
+            optimizer.zero_grad()
+            F.cross_entropy(model(images[:64].to(device)), labels[:64].to(device)).backward()
+            torch.cuda.synchronize()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    optimizer.step()
+                finally:
+                    torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
 
 
-n = len(list(model.parameters()))
-loop_foreach = syncs_per_step(*resumed(classic_loop=True))
-loop_for = syncs_per_step(*resumed(foreach=False, classic_loop=True))
-right_order = syncs_per_step(*resumed())
-print(f"{n} parameter tensors; syncs per step with the loop: {loop_foreach} (default, foreach), "
-      f"{loop_for} (foreach=False); in the right order: {right_order}")
-assert (loop_foreach, loop_for, right_order) == (2 * n, n, 0)
-# --8<-- [end:count_syncs]
+    def resumed(foreach=None, classic_loop=False):
+        """Resumed in the right order; then, if asked, the classic loop on top."""
+        model, optimizer, scheduler = build(device)
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        for group in optimizer.param_groups:
+            group["foreach"] = foreach  # None: torch's default, the foreach code on CUDA
+        if classic_loop:
+            for state in optimizer.state.values():
+                for k, v in state.items():
+                    if isinstance(v, torch.Tensor):
+                        state[k] = v.to("cuda")
+        return model, optimizer
+
+
+    n = len(list(model.parameters()))
+    loop_foreach = syncs_per_step(*resumed(classic_loop=True))
+    loop_for = syncs_per_step(*resumed(foreach=False, classic_loop=True))
+    right_order = syncs_per_step(*resumed())
+    print(f"{n} parameter tensors; syncs per step with the loop: {loop_foreach} (default, foreach), "
+          f"{loop_for} (foreach=False); in the right order: {right_order}")
+    assert (loop_foreach, loop_for, right_order) == (2 * n, n, 0)
+    # --8<-- [end:count_syncs]
 
 # --8<-- [start:map_location]
 # Written from the model on `device` (on a GPU machine: CUDA tensors).

@@ -55,37 +55,41 @@ for fused in (False, True):
     assert where(optimizer) == {"exp_avg": "cpu", "exp_avg_sq": "cpu", "step": "cpu"}
 # --8<-- [end:cpu_to_cpu]
 
-# --8<-- [start:gpu_to_gpu]
-for fused in (False, True):
-    save("cuda", fused, "gpu.pt")
-    model, optimizer = resume("gpu.pt", "cuda", fused)
-    print(f"fused={fused!s:5}", where(optimizer))
-    step = "cuda:0" if fused else "cpu"
-    assert where(optimizer) == {"exp_avg": "cuda:0", "exp_avg_sq": "cuda:0", "step": step}
-# --8<-- [end:gpu_to_gpu]
+if torch.cuda.is_available():  # the page marks this block cuda and shows it unindented
+    # --8<-- [start:gpu_to_gpu]
+    for fused in (False, True):
+        save("cuda", fused, "gpu.pt")
+        model, optimizer = resume("gpu.pt", "cuda", fused)
+        print(f"fused={fused!s:5}", where(optimizer))
+        step = "cuda:0" if fused else "cpu"
+        assert where(optimizer) == {"exp_avg": "cuda:0", "exp_avg_sq": "cuda:0", "step": step}
+    # --8<-- [end:gpu_to_gpu]
 
-# --8<-- [start:map_location_cuda]
-model, optimizer = resume("gpu.pt", "cuda", fused=False, map_location="cuda")
-print(where(optimizer))
-assert where(optimizer)["step"] == "cuda:0"  # read back with .item() at every step
-# --8<-- [end:map_location_cuda]
+if torch.cuda.is_available():  # the page marks this block cuda and shows it unindented
+    # --8<-- [start:map_location_cuda]
+    model, optimizer = resume("gpu.pt", "cuda", fused=False, map_location="cuda")
+    print(where(optimizer))
+    assert where(optimizer)["step"] == "cuda:0"  # read back with .item() at every step
+    # --8<-- [end:map_location_cuda]
 
-# --8<-- [start:gpu_to_cpu]
-for fused in (False, True):
-    save("cuda", fused, "gpu.pt")
-    model, optimizer = resume("gpu.pt", "cpu", fused)
-    print(f"fused={fused!s:5}", where(optimizer))
-    assert where(optimizer) == {"exp_avg": "cpu", "exp_avg_sq": "cpu", "step": "cpu"}
-# --8<-- [end:gpu_to_cpu]
+if torch.cuda.is_available():  # the page marks this block cuda and shows it unindented
+    # --8<-- [start:gpu_to_cpu]
+    for fused in (False, True):
+        save("cuda", fused, "gpu.pt")
+        model, optimizer = resume("gpu.pt", "cpu", fused)
+        print(f"fused={fused!s:5}", where(optimizer))
+        assert where(optimizer) == {"exp_avg": "cpu", "exp_avg_sq": "cpu", "step": "cpu"}
+    # --8<-- [end:gpu_to_cpu]
 
-# --8<-- [start:cpu_to_gpu]
-for fused in (False, True):
-    save("cpu", fused, "cpu.pt")
-    model, optimizer = resume("cpu.pt", "cuda", fused)
-    print(f"fused={fused!s:5}", where(optimizer))
-    step = "cuda:0" if fused else "cpu"
-    assert where(optimizer) == {"exp_avg": "cuda:0", "exp_avg_sq": "cuda:0", "step": step}
-# --8<-- [end:cpu_to_gpu]
+if torch.cuda.is_available():  # the page marks this block cuda and shows it unindented
+    # --8<-- [start:cpu_to_gpu]
+    for fused in (False, True):
+        save("cpu", fused, "cpu.pt")
+        model, optimizer = resume("cpu.pt", "cuda", fused)
+        print(f"fused={fused!s:5}", where(optimizer))
+        step = "cuda:0" if fused else "cpu"
+        assert where(optimizer) == {"exp_avg": "cuda:0", "exp_avg_sq": "cuda:0", "step": step}
+    # --8<-- [end:cpu_to_gpu]
 
 if torch.cuda.device_count() >= 2:  # the page shows this section unindented
     # --8<-- [start:gpu0_to_gpu1]

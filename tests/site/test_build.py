@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import DOCS, lang_of, markdown_pages, notebooks, site_path
+from cookbook_testing.pages import DOCS, ROOT, lang_of, load_module, markdown_pages, notebooks, site_path
+
+downloads_hook = load_module(ROOT / "hooks" / "downloads.py", "downloads_hook")
 
 pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 
@@ -116,3 +118,19 @@ def test_sitemap_lists_both_languages(built_site):
 def test_404_page_speaks_both_languages(built_site):
     html = (built_site / "404.html").read_text(encoding="utf-8")
     assert 'lang="en"' in html and 'lang="ja"' in html and JAPANESE.search(html)
+
+
+def test_every_page_offers_its_snippet_files_byte_for_byte(built_site):
+    """The box near the top links every snippet file the page embeds; each download is the
+    file the tests ran, unchanged."""
+    from cookbook_testing.pages import SNIPPETS, includes
+    for src in markdown_pages():
+        files = sorted({inc.split(":")[0] for inc in includes(src.read_text(encoding="utf-8"))
+                        if inc.split(":")[0].endswith(".py")})
+        files += downloads_hook.imported_snippets(files)
+        html = _built(built_site, src).read_text(encoding="utf-8")
+        title = "レシピ全体を 1 つのスクリプトで" if lang_of(src) == "ja" else "The whole recipe as one script"
+        assert (title in html) == bool(files), src
+        for f in files:
+            assert re.search(rf'href="(\.\./)+downloads/{re.escape(f)}"', html), (src, f)
+            assert (built_site / "downloads" / f).read_bytes() == (SNIPPETS / f).read_bytes()
