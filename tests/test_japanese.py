@@ -1,0 +1,56 @@
+"""The Japanese pages use the glossary's one term per idea (glossary.ja.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from cookbook_testing.pages import DOCS, ROOT, lang_of, markdown_pages, notebooks, prose_lines
+
+GLOSSARY = ROOT / "glossary.ja.md"
+# Words that contain a rejected form without being it.
+NOT_REJECTED = {"ロード": ("ダウンロード", "アップロード", "ワークロード", "ペイロード"),
+                "素の": ("要素の",)}
+
+
+def rejected_forms() -> dict[str, str]:
+    """{rejected form: the glossary's term}, from the table's third column."""
+    out = {}
+    for line in GLOSSARY.read_text(encoding="utf-8").split("\n"):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[2] and not set(cells[2]) <= {"-", " "} and cells[0] != "English":
+            for form in cells[2].split(","):
+                out[form.strip()] = cells[1]
+    return out
+
+
+def _prose(path) -> list[tuple[int, str]]:
+    """(line number, text) of the prose a reader reads: no code, no inline code."""
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        lines = [line for c in cells if c["cell_type"] == "markdown" for line in "".join(c["source"]).split("\n")]
+    else:
+        lines = prose_lines(path.read_text(encoding="utf-8"))
+    return [(i + 1, re.sub(r"`[^`]*`", "", line)) for i, line in enumerate(lines)]
+
+
+def test_the_glossary_has_rejected_forms():
+    forms = rejected_forms()
+    assert {"状態辞書", "既定値", "あなた", "古典的な"} <= set(forms)
+
+
+JA_PAGES = [p for p in markdown_pages() + notebooks() if lang_of(p) == "ja"]
+
+
+@pytest.mark.parametrize("path", JA_PAGES, ids=lambda p: p.relative_to(DOCS).as_posix())
+def test_japanese_page_uses_the_glossary_terms(path):
+    found = []
+    for form, term in rejected_forms().items():
+        for lineno, text in _prose(path):
+            for exempt in NOT_REJECTED.get(form, ()):
+                text = text.replace(exempt, "")
+            if form in text:
+                found.append(f"{form!r} (use {term!r}): {text.strip()[:60]}")
+    assert found == [], "glossary.ja.md rejects these forms"
