@@ -11,6 +11,11 @@ from cookbook_testing.pages import expanded, fences, headings, includes, pages_b
 
 PAGES = pages_by_key()
 HTML_HEADING_ID = re.compile(r"<h([1-6])[^>]*\bid=\"([^\"]+)\"")
+TITLE = re.compile(r'\btitle="([^"]*)"')
+
+
+def _untitled(info: str) -> str:
+    return TITLE.sub("", info).strip()
 
 
 def test_every_page_exists_in_both_languages():
@@ -33,8 +38,12 @@ def test_markdown_pages_match(key):
     assert [h[0] for h in en_heads] == [h[0] for h in ja_heads], "heading levels differ"
     for level, title, hid in en_heads + ja_heads:
         assert hid, f"heading without an explicit id: {title!r}"
-    assert [(i, b) for _, i, b in fences(expanded(en))] == \
-           [(i, b) for _, i, b in fences(expanded(ja))], "code blocks differ"
+    assert [(_untitled(i), b) for _, i, b in fences(expanded(en))] == \
+           [(_untitled(i), b) for _, i, b in fences(expanded(ja))], "code blocks differ"
+    for path, title in ((en, "Output"), (ja, "出力")):  # output blocks titled in the page's language
+        titles = {m[1] for _, i, _ in fences(path.read_text(encoding="utf-8"))
+                  if (m := TITLE.search(i))}
+        assert titles <= {title}, (path.name, titles)
     assert re.findall(r"<!--.*?-->", en_text) == re.findall(r"<!--.*?-->", ja_text), \
         "block markers differ"
 
