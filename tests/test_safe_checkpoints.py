@@ -439,3 +439,19 @@ def test_weights_only_is_claimed_safe_only_from_the_fixed_releases():
     assert tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 10)
     assert_quoted("recipes/safe-checkpoints.md", "GHSA-53q9-r3pm-6pq6", "GHSA-63cw-57p8-fm3p",
                   "2.6.0", "2.10.0")
+
+
+def test_resume_runs_as_pasted_in_a_fresh_session(tmp_path, monkeypatch):
+    """The resume() block holds the recipe only: first run (nothing saved) and after a save."""
+    import checkpoint_files
+    from cookbook_testing.pages import section_source
+
+    monkeypatch.chdir(tmp_path)
+    ns = dict(vars(checkpoint_files))
+    exec(section_source(SNIPPET, "running_example", "resume"), ns)
+    model, optimizer, scheduler, start_epoch, path = ns["resume"]("checkpoints")
+    assert (start_epoch, path) == (0, None)
+    checkpoint_files.save_checkpoint(ns["training_state"](model, optimizer, scheduler, 4),
+                                     "checkpoints", step=4)
+    *_, start_epoch, path = ns["resume"]("checkpoints")
+    assert start_epoch == 5 and path.endswith("ckpt-00000004.pt")

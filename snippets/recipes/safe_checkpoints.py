@@ -108,12 +108,13 @@ def resume(directory):
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = state["epoch"] + 1
     return model, optimizer, scheduler, start_epoch, path
+# --8<-- [end:resume]
 
-
+# --8<-- [start:resume_demo]
 model2, optimizer2, scheduler2, start_epoch, path = resume("checkpoints")
 print(path, start_epoch)
 assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters()))
-# --8<-- [end:resume]
+# --8<-- [end:resume_demo]
 
 try:
     # --8<-- [start:truncated_raw]
