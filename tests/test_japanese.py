@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import DOCS, ROOT, lang_of, markdown_pages, notebooks, prose_lines
+from cookbook_testing.pages import DOCS, ROOT, lang_of, load_module, markdown_pages, notebooks, prose_lines
 
 GLOSSARY = ROOT / "glossary.ja.md"
 # Words that contain a rejected form without being it.
@@ -54,3 +54,30 @@ def test_japanese_page_uses_the_glossary_terms(path):
             if form in text:
                 found.append(f"{form!r} (use {term!r}): {text.strip()[:60]}")
     assert found == [], "glossary.ja.md rejects these forms"
+
+
+translations = load_module(ROOT / "scripts" / "translations.py", "translations")
+
+
+@pytest.mark.parametrize("english, japanese", translations.pairs(),
+                         ids=lambda p: p.relative_to(DOCS).as_posix())
+def test_japanese_page_was_reviewed_against_the_current_english(english, japanese):
+    """Like FastAPI's outdated-translation check: the English changed, the Japanese did not."""
+    page = english.relative_to(DOCS).as_posix()
+    assert translations.recorded(japanese) == translations.english_hash(
+        english.read_text(encoding="utf-8")), (
+        f"docs/{page} changed since docs/{japanese.relative_to(DOCS).as_posix()} was reviewed. "
+        f"See what changed: python scripts/translations.py diff {page}; update the Japanese; "
+        f"then: python scripts/translations.py reviewed {page}")
+
+
+def test_a_changed_english_page_is_reported(tmp_path, monkeypatch):
+    en, ja = tmp_path / "a.md", tmp_path / "a.ja.md"
+    en.write_text("# A\n", encoding="utf-8")
+    ja.write_text("---\ndescription: x\n---\n\n# あ\n", encoding="utf-8")
+    monkeypatch.setattr(translations, "DOCS", tmp_path)
+    assert translations.outdated() == [(en, ja)]
+    translations.mark_reviewed(en)
+    assert translations.outdated() == [] and "description: x" in ja.read_text(encoding="utf-8")
+    en.write_text("# A, changed\n", encoding="utf-8")
+    assert translations.outdated() == [(en, ja)]
