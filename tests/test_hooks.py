@@ -32,3 +32,9 @@ def test_files_a_script_imports_are_offered_too():
     box = downloads.download_box(page, "troubleshooting/errors.md")
     assert "downloads/recipes/checkpoint_files.py" in box
     assert "downloads/troubleshooting/errors/running_example.py" in box
+
+
+def test_edit_links_only_with_a_repository_address():
+    repository = load_module(ROOT / "hooks" / "repository.py", "repository_hook")
+    assert repository.edit_uri_for(None) == ""
+    assert repository.edit_uri_for("https://github.com/example/cookbook") == "edit/main/docs/"

@@ -134,3 +134,27 @@ def test_every_page_offers_its_snippet_files_byte_for_byte(built_site):
         for f in files:
             assert re.search(rf'href="(\.\./)+downloads/{re.escape(f)}"', html), (src, f)
             assert (built_site / "downloads" / f).read_bytes() == (SNIPPETS / f).read_bytes()
+
+
+def test_without_a_repository_address_nothing_points_to_one(built_site):
+    for page in ("index.html", "ja/recipes/save-and-resume/index.html"):
+        html = (built_site / page).read_text(encoding="utf-8")
+        assert "/edit/" not in html and "issues/new" not in html and "md-source" not in html
+
+
+def test_with_a_repository_address_each_language_edits_its_own_file(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "site"
+    env = dict(os.environ, REPO_URL="https://github.com/example/cookbook", NO_MKDOCS_2_WARNING="1")
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "--site-dir", str(out)],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    edit = "https://github.com/example/cookbook/edit/main/docs/recipes/"
+    en = (out / "recipes" / "save-and-resume" / "index.html").read_text(encoding="utf-8")
+    ja = (out / "ja" / "recipes" / "save-and-resume" / "index.html").read_text(encoding="utf-8")
+    assert f'href="{edit}save-and-resume.md"' in en and f'href="{edit}save-and-resume.ja.md"' in ja
+    report = 'href="https://github.com/example/cookbook/issues/new"'
+    assert report in en and "Report it" in en
+    assert report in ja and "Issue で報告" in ja
