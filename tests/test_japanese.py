@@ -81,3 +81,22 @@ def test_a_changed_english_page_is_reported(tmp_path, monkeypatch):
     assert translations.outdated() == [] and "description: x" in ja.read_text(encoding="utf-8")
     en.write_text("# A, changed\n", encoding="utf-8")
     assert translations.outdated() == [(en, ja)]
+
+
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+@pytest.mark.parametrize("path", [p for p in JA_PAGES if p.suffix == ".md"],
+                         ids=lambda p: p.relative_to(DOCS).as_posix())
+def test_english_headings_have_a_japanese_gloss_in_the_toc(path):
+    """A heading that quotes an English error message keeps it verbatim (readers search for
+    it) and shows a Japanese gloss in the table of contents (data-toc-label)."""
+    from cookbook_testing.pages import headings
+    bare = []
+    for level, title, _ in headings(path.read_text(encoding="utf-8")):
+        text = re.sub(r"\s*\{[^}]*\}\s*$", "", title)
+        label = re.search(r'data-toc-label="([^"]*)"', title)
+        sentence = len(re.findall(r"(?<![.\w])[A-Za-z]{2,}(?![.\w])", text)) >= 3  # a message, not a name
+        if level > 1 and sentence and not JAPANESE.search(text) and not (label and JAPANESE.search(label[1])):
+            bare.append(text)
+    assert bare == []

@@ -77,3 +77,16 @@ def test_japanese_paragraphs_do_not_break_between_japanese_characters(key):
               if a.strip() and b.strip() and JA_CHAR.match(a.rstrip()[-1])
               and JA_CHAR.match(b.lstrip()[0])]
     assert breaks == [], "join these lines"
+
+
+RECIPES = ["recipes/save-and-resume.md", "recipes/safe-checkpoints.md", "recipes/exact-resume.md"]
+
+
+@pytest.mark.parametrize("key", RECIPES)
+def test_recipes_that_belong_together_link_each_other(key):
+    """Each of the three core recipes links the other two, in both languages."""
+    for lang, path in MD[key].items():
+        text = path.read_text(encoding="utf-8")
+        for other in RECIPES:
+            if other != key:
+                assert f"]({other.split('/')[1]}" in text, (path.name, other)
