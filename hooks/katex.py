@@ -1,56 +1,12 @@
-"""Typeset math at build time with the self-hosted KaTeX, so pages need no math JavaScript.
-
-pymdownx.arithmatex (generic mode) leaves `\\(...\\)` / `\\[...\\]` in `.arithmatex` elements;
-notebooks leave `$...$` / `$$...$$` as text in their rendered Markdown cells. This hook
-renders each formula with `node hooks/katex_render.js` (one call per page) and puts KaTeX's
-HTML in its place. A TeX error fails the build, naming the page.
-"""
-
-from __future__ import annotations
-
-import html
-import json
-import re
-import subprocess
-from pathlib import Path
+"""Typeset math at build time with the self-hosted KaTeX (sitebuild.typeset); a TeX error
+fails the build, naming the page."""
 
 from mkdocs.exceptions import PluginError
-
-ROOT = Path(__file__).resolve().parent.parent
-KATEX_JS = ROOT / "docs" / "assets" / "katex" / "katex.min.js"
-RENDER_JS = Path(__file__).with_name("katex_render.js")
-MATH = re.compile(r'<(span|div) class="arithmatex">\\([(\[])(.*?)\\[)\]]</\1>', re.S)
-NOTEBOOK_MARKDOWN = re.compile(
-    r'(<div class="jp-RenderedHTMLCommon jp-RenderedMarkdown jp-MarkdownOutput"[^>]*>)(.*?)(</div>)', re.S)
-DOLLARS = re.compile(r"<code>.*?</code>|\$\$(.+?)\$\$|\$([^$\n]+?)\$", re.S)
-
-
-def _render(items: list[tuple[str, bool]], where: str) -> list[str]:
-    proc = subprocess.run(["node", str(RENDER_JS), str(KATEX_JS)], input=json.dumps(items),
-                          capture_output=True, text=True, encoding="utf-8")
-    if proc.returncode != 0:
-        raise PluginError(f"KaTeX could not render math on {where}:\n{proc.stderr}")
-    return json.loads(proc.stdout)
+from sitebuild.typeset import TypesetError, typeset
 
 
 def on_page_content(content, page, config, files):
-    if page.file.src_uri.endswith(".ipynb"):
-        content = NOTEBOOK_MARKDOWN.sub(lambda m: m[1] + _dollars_to_arithmatex(m[2]) + m[3], content)
-    found = list(MATH.finditer(content))
-    if not found:
-        return content
-    rendered = iter(_render([(html.unescape(m[3]).strip(), m[2] == "[") for m in found],
-                            page.file.src_uri))
-    return MATH.sub(lambda m: f'<{m[1]} class="arithmatex" data-search-exclude>{next(rendered)}</{m[1]}>',
-                    content)
-
-
-def _dollars_to_arithmatex(cell_html: str) -> str:
-    """`$x$` / `$$x$$` in a notebook's Markdown cell -> the markup arithmatex gives Markdown pages."""
-    def sub(m):
-        if m[1] is not None:
-            return f'<div class="arithmatex">\\[{m[1]}\\]</div>'
-        if m[2] is not None:
-            return f'<span class="arithmatex">\\({m[2]}\\)</span>'
-        return m[0]  # inline code stays as it is
-    return DOLLARS.sub(sub, cell_html)
+    try:
+        return typeset(content, page.file.src_uri, notebook=page.file.src_uri.endswith(".ipynb"))
+    except TypesetError as error:
+        raise PluginError(str(error)) from error

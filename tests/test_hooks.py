@@ -1,10 +1,14 @@
-"""The MkDocs hooks' own logic, tested without starting MkDocs."""
+"""The site build's own steps (hooks/sitebuild), tested without starting MkDocs."""
 
 from __future__ import annotations
 
-from cookbook_testing.pages import ROOT, SNIPPETS, load_module
+import json
+from types import SimpleNamespace
 
-downloads = load_module(ROOT / "hooks" / "downloads.py", "downloads_hook")
+import pytest
+
+from cookbook_testing.pages import SNIPPETS
+from sitebuild import downloads, notebooks, repository, search, typeset
 
 
 def test_every_snippet_file_is_served_for_download():
@@ -35,6 +39,47 @@ def test_files_a_script_imports_are_offered_too():
 
 
 def test_edit_links_only_with_a_repository_address():
-    repository = load_module(ROOT / "hooks" / "repository.py", "repository_hook")
     assert repository.edit_uri_for(None) == ""
     assert repository.edit_uri_for("https://github.com/example/cookbook") == "edit/main/docs/"
+
+
+def test_math_is_typeset_and_kept_out_of_search():
+    out = typeset.typeset('<p><span class="arithmatex">\\(\\beta_1^{\\,t}\\)</span></p>', "t.md")
+    assert 'class="katex"' in out and "data-search-exclude" in out and "\\beta" not in out.split("<annotation")[0]
+
+
+def test_a_tex_error_names_the_page():
+    with pytest.raises(typeset.TypesetError, match="on concepts/adam.md"):
+        typeset.typeset('<span class="arithmatex">\\(\\frac{1}{\\)</span>', "concepts/adam.md")
+
+
+def test_notebook_dollars_become_math_but_inline_code_stays():
+    cell = "<p>$m_t$ and $$v_t$$ but <code>$HOME</code></p>"
+    out = typeset.dollars_to_arithmatex(cell)
+    assert '<span class="arithmatex">\\(m_t\\)</span>' in out
+    assert '<div class="arithmatex">\\[v_t\\]</div>' in out and "<code>$HOME</code>" in out
+
+
+def test_python_code_is_kept_out_of_the_search_index_but_text_blocks_are_not():
+    html = ('<div class="language-python highlight"><pre>x</pre></div>'
+            '<div class="language-text highlight"><pre>RuntimeError: boom</pre></div>')
+    out = search.exclude_code(html)
+    assert out.count("data-search-exclude") == 1 and 'language-text highlight"><pre>' in out
+
+
+def test_search_index_is_written_as_utf8(tmp_path):
+    (tmp_path / "search").mkdir()
+    index = tmp_path / "search" / "search_index.json"
+    index.write_text(json.dumps({"docs": [{"text": "再開"}]}), encoding="utf-8")  # \\uXXXX escapes
+    search.compact_index(tmp_path)
+    assert index.read_text(encoding="utf-8") == '{"docs":[{"text":"再開"}]}'
+
+
+def test_notebooks_become_pages_and_get_alt_text():
+    files = [SimpleNamespace(src_uri="notebooks/a.ipynb"), SimpleNamespace(src_uri="b.md")]
+    notebooks.mark_notebooks_as_pages(files)
+    assert files[0].is_documentation_page() and not files[0].is_static_page()
+    assert not hasattr(files[1], "is_static_page")
+    html = ('<img alt="No description has been provided for this image" src="a.png">' * 2)
+    assert notebooks.with_alt_text(html, ['loss "curve"']) == (
+        '<img alt="loss &quot;curve&quot;" src="a.png"><img alt="" src="a.png">')

@@ -9,7 +9,7 @@ import pytest
 
 from cookbook_testing.pages import DOCS, ROOT, lang_of, load_module, markdown_pages, notebooks, site_path
 
-downloads_hook = load_module(ROOT / "hooks" / "downloads.py", "downloads_hook")
+from sitebuild import downloads as downloads_hook  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 

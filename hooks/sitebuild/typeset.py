@@ -1,0 +1,57 @@
+"""Typeset math at build time with the self-hosted KaTeX, so pages need no math JavaScript.
+
+pymdownx.arithmatex (generic mode) leaves `\\(...\\)` / `\\[...\\]` in `.arithmatex` elements;
+notebooks leave `$...$` / `$$...$$` as text in their rendered Markdown cells. Each formula is
+rendered by `node hooks/katex_render.js` (one call per page) and KaTeX's HTML takes its place.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+KATEX_JS = ROOT / "docs" / "assets" / "katex" / "katex.min.js"
+RENDER_JS = ROOT / "hooks" / "katex_render.js"
+MATH = re.compile(r'<(span|div) class="arithmatex">\\([(\[])(.*?)\\[)\]]</\1>', re.S)
+NOTEBOOK_MARKDOWN = re.compile(
+    r'(<div class="jp-RenderedHTMLCommon jp-RenderedMarkdown jp-MarkdownOutput"[^>]*>)(.*?)(</div>)', re.S)
+DOLLARS = re.compile(r"<code>.*?</code>|\$\$(.+?)\$\$|\$([^$\n]+?)\$", re.S)
+
+
+class TypesetError(RuntimeError):
+    """KaTeX could not render a formula; the message names the page."""
+
+
+def _render(items: list[tuple[str, bool]], where: str) -> list[str]:
+    proc = subprocess.run(["node", str(RENDER_JS), str(KATEX_JS)], input=json.dumps(items),
+                          capture_output=True, text=True, encoding="utf-8")
+    if proc.returncode != 0:
+        raise TypesetError(f"KaTeX could not render math on {where}:\n{proc.stderr}")
+    return json.loads(proc.stdout)
+
+
+def dollars_to_arithmatex(cell_html: str) -> str:
+    """`$x$` / `$$x$$` in a notebook's Markdown cell -> the markup arithmatex gives Markdown pages."""
+    def sub(m):
+        if m[1] is not None:
+            return f'<div class="arithmatex">\\[{m[1]}\\]</div>'
+        if m[2] is not None:
+            return f'<span class="arithmatex">\\({m[2]}\\)</span>'
+        return m[0]  # inline code stays as it is
+    return DOLLARS.sub(sub, cell_html)
+
+
+def typeset(content: str, where: str, notebook: bool = False) -> str:
+    """A page's HTML with every formula typeset by KaTeX (and kept out of the search index)."""
+    if notebook:
+        content = NOTEBOOK_MARKDOWN.sub(lambda m: m[1] + dollars_to_arithmatex(m[2]) + m[3], content)
+    found = list(MATH.finditer(content))
+    if not found:
+        return content
+    rendered = iter(_render([(html.unescape(m[3]).strip(), m[2] == "[") for m in found], where))
+    return MATH.sub(lambda m: f'<{m[1]} class="arithmatex" data-search-exclude>{next(rendered)}</{m[1]}>',
+                    content)
