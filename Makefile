@@ -25,7 +25,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test test-gpu test-portable outputs node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build test test-gpu test-portable outputs zensical-parity node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,6 +65,12 @@ test-portable: $(DEPS) ## The suite as other CPUs run it: each SIMD kernel level
 
 outputs: $(DEPS) ## Rerun the page blocks and rewrite their stored outputs (outputs/)
 	$(PYTHON) scripts/outputs.py
+
+# The newest Zensical in a venv of its own (it is not pinned: the point is to see the newest).
+zensical-parity: $(DOCS_DEPS) node ## Build with the newest Zensical too; report what differs (never fails)
+	test -x .venv-zensical/bin/zensical || $(BASE_PYTHON) -m venv .venv-zensical
+	.venv-zensical/bin/python -m pip install --quiet --disable-pip-version-check --upgrade zensical
+	$(PYTHON) scripts/zensical_parity.py --zensical .venv-zensical/bin/zensical
 
 node: ## Check for Node.js, which typesets the math at build time (installs Debian's as root)
 	@if command -v node >/dev/null; then :; \

@@ -83,3 +83,16 @@ def test_notebooks_become_pages_and_get_alt_text():
     html = ('<img alt="No description has been provided for this image" src="a.png">' * 2)
     assert notebooks.with_alt_text(html, ['loss "curve"']) == (
         '<img alt="loss &quot;curve&quot;" src="a.png"><img alt="" src="a.png">')
+
+
+def test_the_zensical_staging_leaves_nothing_it_cannot_parse():
+    import yaml
+
+    from cookbook_testing.pages import ROOT, load_module
+    parity = load_module(ROOT / "scripts" / "zensical_parity.py", "zensical_parity")
+    staged = parity.staged_config((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    assert "!relative" not in staged and "!ENV" not in staged and "!!python" not in staged
+    config = yaml.safe_load(staged)  # plain YAML now
+    snippets = next(e["pymdownx.snippets"] for e in config["markdown_extensions"]
+                    if isinstance(e, dict) and "pymdownx.snippets" in e)
+    assert snippets["base_path"] == ["snippets", "."]

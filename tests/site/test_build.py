@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import DOCS, ROOT, lang_of, load_module, markdown_pages, notebooks, site_path
+from cookbook_testing.pages import DOCS, ROOT, lang_of, markdown_pages, notebooks, site_path
 
 from sitebuild import downloads as downloads_hook  # noqa: E402
 
