@@ -346,8 +346,9 @@ def assert_quoted(page: str, *texts: str) -> None:
 def program_env() -> dict:
     """The environment for a program in tests/programs: the test helpers and the recipes'
     function files importable by name."""
-    path = os.pathsep.join(str(p) for p in (ROOT / "tests", SNIPPETS / "recipes"))
-    return {**os.environ, "PYTHONPATH": path}
+    ours = [str(ROOT / "tests"), str(SNIPPETS / "recipes")]
+    theirs = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]  # a GPU box's
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(ours + theirs)}
 
 
 def site_path(page: Path) -> str:
