@@ -1,7 +1,8 @@
-"""Notebook pages get a description and real image alt text from their metadata
+"""Notebook pages get a description, real image alt text and a table of contents
 (sitebuild.notebooks)."""
 
-from sitebuild.notebooks import notebook_metadata, with_alt_text
+from mkdocs.structure.toc import AnchorLink, TableOfContents
+from sitebuild.notebooks import notebook_metadata, toc_entries, with_alt_text
 
 
 def on_page_content(html, page, config, files):
@@ -10,4 +11,16 @@ def on_page_content(html, page, config, files):
     meta = notebook_metadata(page.file.abs_src_path)
     if meta.get("description"):
         page.meta["description"] = meta["description"]
+    page.toc = _toc(toc_entries(html))
     return with_alt_text(html, meta.get("image_alt", []))
+
+
+def _toc(entries):
+    items = []
+    for level, hid, title in entries:
+        link = AnchorLink(title, hid, level)
+        if level == 3 and items:
+            items[-1].children.append(link)
+        else:
+            items.append(link)
+    return TableOfContents(items)

@@ -96,3 +96,9 @@ def test_the_zensical_staging_leaves_nothing_it_cannot_parse():
     snippets = next(e["pymdownx.snippets"] for e in config["markdown_extensions"]
                     if isinstance(e, dict) and "pymdownx.snippets" in e)
     assert snippets["base_path"] == ["snippets", "."]
+
+
+def test_notebook_headings_make_its_table_of_contents():
+    html = ('<h1 id="t">Title</h1><h2 id="setup">The setup<a class="anchor-link" href="#setup">¶</a></h2>'
+            '<p>x</p><h3 id="a-b">A &amp; B</h3>')
+    assert notebooks.toc_entries(html) == [(2, "setup", "The setup"), (3, "a-b", "A & B")]

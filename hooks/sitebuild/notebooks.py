@@ -32,3 +32,16 @@ def notebook_metadata(path) -> dict:
 def with_alt_text(content: str, alts: list[str]) -> str:
     alts = iter(alts)
     return PLACEHOLDER.sub(lambda m: f'alt="{html.escape(next(alts, ""), quote=True)}"', content)
+
+
+HEADING = re.compile(r'<h([23])[^>]*\bid="([^"]+)"[^>]*>(.*?)</h\1>', re.S)
+
+
+def toc_entries(content: str) -> list[tuple[int, str, str]]:
+    """(level, id, title) of the h2 and h3 headings of a rendered notebook, for its table of
+    contents (mkdocs-jupyter sees none: the headings are HTML in Markdown cells)."""
+    out = []
+    for level, hid, inner in HEADING.findall(content):
+        title = html.unescape(re.sub(r"<[^>]+>", "", inner)).replace("¶", "").strip()
+        out.append((int(level), hid, title))
+    return out

@@ -158,3 +158,11 @@ def test_with_a_repository_address_each_language_edits_its_own_file(tmp_path):
     report = 'href="https://github.com/example/cookbook/issues/new"'
     assert report in en and "Report it" in en
     assert report in ja and "Issue で報告" in ja
+
+
+def test_notebook_pages_have_a_table_of_contents(built_site):
+    for src in notebooks():
+        html = _built(built_site, src).read_text(encoding="utf-8")
+        toc = html.split('data-md-component="toc"', 1)[1]
+        ids = re.findall(r'<h2 id="([^"]+)"', html)
+        assert ids and all(f'href="#{i}" class="md-nav__link"' in toc for i in ids), src
