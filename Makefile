@@ -25,10 +25,10 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test test-gpu test-portable outputs zensical-parity node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build test test-gpu test-portable test-a11y outputs zensical-parity node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # The site build needs no torch (requirements-docs.txt); the tests need everything.
 .venv/.docs-installed: requirements-docs.txt
@@ -62,6 +62,9 @@ test-portable: $(DEPS) ## The suite as other CPUs run it: each SIMD kernel level
 	    "import torch; print(f'== torch {torch.__version__}, kernels {torch.backends.cpu.get_cpu_capability()}, $$threads threads')"; \
 	  ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=$$threads $(PYTHON) -m pytest -q -n 2 --dist loadgroup --ignore=tests/site; \
 	done; done
+
+test-a11y: $(DEPS) node browser ## axe-core on every page, both languages and colour schemes (about 2 min)
+	A11Y=all $(PYTHON) -m pytest -q tests/site/test_a11y.py
 
 outputs: $(DEPS) ## Rerun the page blocks and rewrite their stored outputs (outputs/)
 	$(PYTHON) scripts/outputs.py

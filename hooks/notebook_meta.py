@@ -2,7 +2,7 @@
 (sitebuild.notebooks)."""
 
 from mkdocs.structure.toc import AnchorLink, TableOfContents
-from sitebuild.notebooks import notebook_metadata, toc_entries, with_alt_text
+from sitebuild.notebooks import focusable_scroll_regions, notebook_metadata, toc_entries, with_alt_text
 
 
 def on_page_content(html, page, config, files):
@@ -12,7 +12,7 @@ def on_page_content(html, page, config, files):
     if meta.get("description"):
         page.meta["description"] = meta["description"]
     page.toc = _toc(toc_entries(html))
-    return with_alt_text(html, meta.get("image_alt", []))
+    return focusable_scroll_regions(with_alt_text(html, meta.get("image_alt", [])))
 
 
 def _toc(entries):

@@ -29,7 +29,7 @@ def _runs(name):
 
 def test_each_workflow_uses_the_makefile():
     doc, runs = _runs("test.yml")
-    assert "make test" in runs and "make test-portable" in runs
+    assert "make test" in runs and "make test-portable" in runs and "make test-a11y" in runs
     assert doc["jobs"]["portable"]["strategy"]["matrix"]["runner"] == ["ubuntu-24.04", "ubuntu-24.04-arm"]
     assert doc["jobs"]["zensical-parity"]["continue-on-error"] is True
     assert "make zensical-parity" in runs

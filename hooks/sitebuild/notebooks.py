@@ -45,3 +45,12 @@ def toc_entries(content: str) -> list[tuple[int, str, str]]:
         title = html.unescape(re.sub(r"<[^>]+>", "", inner)).replace("¶", "").strip()
         out.append((int(level), hid, title))
     return out
+
+
+SCROLLABLE = re.compile(r'<div class="(?:highlight-ipynb|jp-RenderedText)[^"]*"(?![^>]*tabindex)')
+
+
+def focusable_scroll_regions(content: str) -> str:
+    """Notebook code and text outputs scroll sideways: make them reachable with the keyboard
+    (WCAG: scrollable regions must be focusable)."""
+    return SCROLLABLE.sub(lambda m: m[0] + ' tabindex="0"', content)
