@@ -39,26 +39,34 @@ def _run(paths, tmp_path):
     """Run snippet files as scripts, in order, in one new interpreter, each as __main__ (as
     `python file.py` would): a downloaded recipe runs as it is, CUDA sections guarded."""
     scripts = [str(p) for p in paths]
-    runner = "import runpy, sys\nfor s in sys.argv[1:]:\n    runpy.run_path(s, run_name='__main__')"
+    runner = ("import os, runpy, sys\n"
+              "for s in sys.argv[1:]:\n"
+              "    d = os.path.basename(os.path.dirname(s))  # one folder per snippet folder\n"
+              "    os.makedirs(d, exist_ok=True); os.chdir(d)\n"
+              "    sys.path.insert(0, os.path.dirname(s))  # as `python s` does\n"
+              "    runpy.run_path(s, run_name='__main__')\n"
+              "    sys.path.pop(0); os.chdir('..')")
     proc = subprocess.run([sys.executable, "-c", runner, *scripts], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300,
                           env={**_env(), "PYTHONPATH": os.pathsep.join(
-                              [str(ROOT), str(paths[0].parent), str(SNIPPETS / "recipes")])})
+                              [str(ROOT), str(SNIPPETS / "recipes")])})
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-# Files of one folder that share a running example run in one interpreter (torch imported
-# and the example built once); every other snippet file runs on its own.
-SHARED = SNIPPETS / "troubleshooting" / "errors"
-STANDALONE = [[p] for p in snippet_files() if p.parent != SHARED] + \
-             [sorted(p for p in snippet_files() if p.parent == SHARED)]
+# The files of one section run in one interpreter, one after the other (torch is imported once,
+# which is most of a small script's time); the distributed recipe forks, so it runs alone.
+ALONE = {SNIPPETS / "scale" / "distributed.py"}
+STANDALONE = [[p] for p in snippet_files() if p in ALONE] + [
+    [p for p in snippet_files() if p.relative_to(SNIPPETS).parts[0] == section and p not in ALONE]
+    for section in sorted({p.relative_to(SNIPPETS).parts[0] for p in snippet_files()})]
 
 
 def _env():
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
-@pytest.mark.parametrize("paths", STANDALONE, ids=lambda ps: _rel(ps[0]) if len(ps) == 1 else _rel(ps[0].parent))
+@pytest.mark.parametrize("paths", STANDALONE,
+                         ids=lambda ps: _rel(ps[0]) if len(ps) == 1 else _rel(ps[0]).split("/")[0])
 def test_snippet_runs_standalone(paths, tmp_path):
     """Without CUDA, the sections that pages mark cuda are skipped by their own guard."""
     _run(paths, tmp_path)
