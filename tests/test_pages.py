@@ -59,18 +59,23 @@ class _PageSession:
 _sessions: dict[str, _PageSession] = {}
 
 
-@pytest.fixture
-def session(block, tmp_path_factory):
-    if block.page not in _sessions:
-        _sessions[block.page] = _PageSession(tmp_path_factory.mktemp("page"))
-    s = _sessions[block.page]
-    for earlier in BY_PAGE[block.page][s.done:block.index]:  # e.g. one block selected alone
+def catch_up(s: _PageSession, block: Block) -> None:
+    """Run the page's blocks before `block` that have not run in this session (one block
+    selected alone with -k or its node id), so that it finds the names it uses."""
+    for earlier in BY_PAGE[block.page][s.done:block.index]:
         if earlier.skip_reason is None and s.failed_at is None:
             _, error = run_block(earlier, s.namespace, s.cwd)
             if error is not None and not (earlier.raises and isinstance(error, earlier.raises)):
                 s.failed_at = earlier.id
     s.done = max(s.done, block.index + 1)
-    return s
+
+
+@pytest.fixture
+def session(block, tmp_path_factory):
+    if block.page not in _sessions:
+        _sessions[block.page] = _PageSession(tmp_path_factory.mktemp("page"))
+    catch_up(_sessions[block.page], block)
+    return _sessions[block.page]
 
 
 def _param(b: Block):
@@ -121,13 +126,11 @@ def test_every_python_block_is_accounted_for(path):
 
 def test_one_block_selected_alone_runs_its_page_first(tmp_path):
     """`pytest "tests/test_pages.py::test_block[<page>::<section>]"` must not fail with a
-    NameError: the earlier blocks of the page run first."""
-    import subprocess
-    import sys
-
-    from cookbook_testing.pages import ROOT
-
-    target = "tests/test_pages.py::test_block[recipes/save-and-resume.md::inspect_state]"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", target],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-2000:]
+    NameError: the session runs the earlier blocks of the page first."""
+    page = BY_PAGE["concepts/checkpoint-cost.md"]
+    last = page[-1]
+    fresh = _PageSession(tmp_path)
+    catch_up(fresh, last)
+    assert fresh.failed_at is None and fresh.done == len(page)
+    shown, error = run_block(last, fresh.namespace, fresh.cwd)  # uses names the earlier ones made
+    assert error is None
