@@ -102,3 +102,11 @@ def test_notebook_headings_make_its_table_of_contents():
     html = ('<h1 id="t">Title</h1><h2 id="setup">The setup<a class="anchor-link" href="#setup">¶</a></h2>'
             '<p>x</p><h3 id="a-b">A &amp; B</h3>')
     assert notebooks.toc_entries(html) == [(2, "setup", "The setup"), (3, "a-b", "A & B")]
+
+
+def test_notebook_code_is_excluded_where_the_search_parser_honours_it():
+    html = ('<div class="jp-Cell jp-CodeCell"><div class="jp-Cell-inputWrapper">'
+            '<div class="highlight-ipynb hl-python"><pre>import torch</pre></div></div></div>')
+    out = search.exclude_code(html)
+    assert '<div class="highlight-ipynb hl-python" data-search-exclude>' in out
+    assert '<div class="jp-Cell jp-CodeCell">' in out  # not on the outer div: nested divs

@@ -11,7 +11,11 @@ import json
 from pathlib import Path
 import re
 
-CODE = re.compile(r'<div class="(?:language-(?:python|py|pycon) highlight|jp-Cell jp-CodeCell[^"]*)"')
+# Material's search parser matches excluded elements by tag name alone, so an exclusion on an
+# element that holds another of the same tag ends at the first inner closing tag: exclude the
+# innermost code containers (a notebook cell's `highlight-ipynb` div holds only its <pre>;
+# `clipboard-copy-txt` is the copy of its code that the copy button uses).
+CODE = re.compile(r'<div class="(?:language-(?:python|py|pycon) highlight|highlight-ipynb[^"]*|clipboard-copy-txt)"')
 
 
 def exclude_code(content: str) -> str:

@@ -166,3 +166,8 @@ def test_notebook_pages_have_a_table_of_contents(built_site):
         toc = html.split('data-md-component="toc"', 1)[1]
         ids = re.findall(r'<h2 id="([^"]+)"', html)
         assert ids and all(f'href="#{i}" class="md-nav__link"' in toc for i in ids), src
+
+
+def test_code_stays_out_of_the_search_index(built_site):
+    index = json.loads((built_site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert [d["location"] for d in index["docs"] if "import torch" in d["text"]] == []
