@@ -296,3 +296,13 @@ def test_dcp_save_into_an_existing_directory_rewrites_the_shards_in_place(tmp_pa
     shard = next(n for n in before if n.endswith(".distcp"))
     assert after[shard] == before[shard]
     assert after[".metadata"] != before[".metadata"]
+
+
+def test_latest_checkpoint_says_what_is_missing(tmp_path):
+    D = snippet()
+    with pytest.raises(FileNotFoundError, match="no checkpoint was completed in .*: start from scratch"):
+        D.latest_checkpoint(str(tmp_path))
+    (tmp_path / "latest").write_text("step-00000007")
+    with pytest.raises(FileNotFoundError, match="holds no complete checkpoint: it was deleted or "
+                                                "damaged; load an older step directory"):
+        D.latest_checkpoint(str(tmp_path))

@@ -117,3 +117,23 @@ def test_load_state_dict_keeps_the_given_tensors():
         new_optimizer.step()
     assert [o.state[m.weight]["step"].item() for m, o in pairs] == [2.0, 2.0]
     assert saved["state"][0]["step"].item() == 1.0
+
+
+def test_a_failed_save_leaves_the_checkpoint_and_no_temporary_file(tmp_path, monkeypatch):
+    from cookbook_testing.pages import SNIPPETS, section_source
+
+    class FailsHalfway:
+        def __reduce__(self):
+            raise RuntimeError("interrupted")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoint.pt").write_bytes(b"the previous checkpoint")
+    code = section_source(SNIPPETS / "recipes" / "save_and_resume.py", "save_checkpoint")
+    ns = {"os": __import__("os"), "torch": torch, "model": torch.nn.Linear(2, 2),
+          "optimizer": FailsHalfway(), "scheduler": None, "epoch": 0}
+    ns["optimizer"].state_dict = lambda: {"x": FailsHalfway()}
+    ns["scheduler"] = type("S", (), {"state_dict": lambda self: {}})()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        exec(code, ns)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"the previous checkpoint"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]

@@ -128,8 +128,12 @@ checkpoint = {
 }
 # Write a new file, then rename it over the old one: a crash while saving, or a checkpoint
 # still mapped by torch.load(mmap=True), never costs the previous checkpoint.
-torch.save(checkpoint, "checkpoint.pt.tmp")
-os.replace("checkpoint.pt.tmp", "checkpoint.pt")
+try:
+    torch.save(checkpoint, "checkpoint.pt.tmp")
+    os.replace("checkpoint.pt.tmp", "checkpoint.pt")
+finally:
+    if os.path.exists("checkpoint.pt.tmp"):  # the save failed: no half-written file left
+        os.remove("checkpoint.pt.tmp")
 # --8<-- [end:save_checkpoint]
 
 # --8<-- [start:load_checkpoint]

@@ -199,8 +199,16 @@ def save_step(state, root, step):
 
 def latest_checkpoint(root):
     """The checkpoint directory that root/latest names."""
-    with open(os.path.join(root, "latest")) as f:
-        return os.path.join(root, f.read().strip())
+    pointer = os.path.join(root, "latest")
+    if not os.path.exists(pointer):
+        raise FileNotFoundError(f"{pointer}: no checkpoint was completed in {root} (none saved, "
+                                "or every save was interrupted): start from scratch")
+    with open(pointer) as f:
+        path = os.path.join(root, f.read().strip())
+    if not os.path.exists(os.path.join(path, ".metadata")):
+        raise FileNotFoundError(f"{pointer} names {path}, which holds no complete checkpoint: "
+                                "it was deleted or damaged; load an older step directory")
+    return path
 
 
 def dcp_train(parallel="fsdp"):
