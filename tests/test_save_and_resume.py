@@ -129,10 +129,11 @@ def test_a_failed_save_leaves_the_checkpoint_and_no_temporary_file(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "checkpoint.pt").write_bytes(b"the previous checkpoint")
     code = section_source(SNIPPETS / "recipes" / "save_and_resume.py", "save_checkpoint")
-    ns = {"os": __import__("os"), "torch": torch, "model": torch.nn.Linear(2, 2),
-          "optimizer": FailsHalfway(), "scheduler": None, "epoch": 0}
-    ns["optimizer"].state_dict = lambda: {"x": FailsHalfway()}
-    ns["scheduler"] = type("S", (), {"state_dict": lambda self: {}})()
+    from types import SimpleNamespace
+
+    ns = {"os": __import__("os"), "torch": torch, "model": torch.nn.Linear(2, 2), "epoch": 0,
+          "optimizer": SimpleNamespace(state_dict=lambda: {"x": FailsHalfway()}),  # fails midway
+          "scheduler": SimpleNamespace(state_dict=dict)}
     with pytest.raises(RuntimeError, match="interrupted"):
         exec(code, ns)
     assert (tmp_path / "checkpoint.pt").read_bytes() == b"the previous checkpoint"
