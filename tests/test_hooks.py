@@ -110,3 +110,20 @@ def test_notebook_code_is_excluded_where_the_search_parser_honours_it():
     out = search.exclude_code(html)
     assert '<div class="highlight-ipynb hl-python" data-search-exclude>' in out
     assert '<div class="jp-Cell jp-CodeCell">' in out  # not on the outer div: nested divs
+
+
+def test_each_language_gets_its_own_search_index(tmp_path):
+    (tmp_path / "search").mkdir()
+    docs = [{"location": "", "title": "Home", "text": ""},
+            {"location": "recipes/a/", "title": "A", "text": "resume"},
+            {"location": "ja/", "title": "ホーム", "text": ""},
+            {"location": "ja/recipes/a/", "title": "A", "text": "再開"}]
+    index = {"config": {"lang": ["en", "ja"], "separator": "[\\s]+"}, "docs": docs}
+    (tmp_path / "search" / "search_index.json").write_text(json.dumps(index), encoding="utf-8")
+    assert search.split_by_language(tmp_path) == {"ja": 2, "en": 2}
+    en = json.loads((tmp_path / "search" / "search_index.json").read_text(encoding="utf-8"))
+    ja = json.loads((tmp_path / "ja" / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert [d["location"] for d in en["docs"]] == ["", "recipes/a/"] and en["config"]["lang"] == ["en"]
+    # Locations stay relative to the site root, where Material resolves them.
+    assert [d["location"] for d in ja["docs"]] == ["ja/", "ja/recipes/a/"]
+    assert ja["config"]["lang"] == ["en", "ja"]
