@@ -47,11 +47,11 @@ build: $(DOCS_DEPS) node ## Strict build into site/ (SITE_URL=https://... for th
 	$(PYTHON) -m mkdocs build --strict
 
 test: $(DEPS) node browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
-	$(PYTHON) -m pytest -n 2 --dist loadgroup
+	$(PYTHON) -m pytest -n 2 --dist loadgroup --record-verified
 
 test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test was skipped
 	@$(PYTHON) -c "import importlib.util as u, sys; m=[n for n in ('torch','pytest','pytest_codeblocks','pymdownx','markdown','yaml') if not u.find_spec(n)]; sys.exit(f'missing: {m} (see requirements-gpu.txt)' if m else 0)"
-	$(PYTHON) -m pytest --gpu --ignore=tests/site
+	$(PYTHON) -m pytest --gpu --record-verified --ignore=tests/site
 
 # Float results depend on the CPU's SIMD kernels and thread count: run the suite (without the
 # site build, which does not compute) under each kernel level the CPU has, at 1 and 3 threads.

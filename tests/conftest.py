@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from cookbook_testing import verified
 from cookbook_testing.devices import cuda_available
 
 CUDA_REASON = "needs CUDA: runs in `make test-gpu`"
@@ -12,6 +15,8 @@ CUDA_REASON = "needs CUDA: runs in `make test-gpu`"
 def pytest_addoption(parser):
     parser.addoption("--gpu", action="store_true",
                      help="GPU run: CUDA must be present and no CUDA-marked test may be skipped")
+    parser.addoption("--record-verified", action="store_true",
+                     help="record in outputs/verified/ which pages' blocks passed, with what")
 
 
 def pytest_configure(config):
@@ -23,11 +28,13 @@ def pytest_configure(config):
     _config = config
     config.stash[_skipped_cuda] = []
     config.stash[_counts] = {"executed": 0, "cuda": 0, "skipped": 0}
+    config.stash[_outcomes] = {}
 
 
 _config = None
 _skipped_cuda = pytest.StashKey[list]()
 _counts = pytest.StashKey[dict]()
+_outcomes = pytest.StashKey[dict]()  # page -> {"passed", "cuda", "cuda_skipped", "failed"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -69,12 +76,18 @@ def pytest_runtest_logreport(report):
             config.stash[_counts]["cuda" if cuda else "skipped"] += 1
     elif report.when == "call" and is_block:
         config.stash[_counts]["executed"] += 1
+    page = verified.page_of(report.nodeid)
+    if page and (report.when == "call" or report.outcome != "passed"):
+        o = config.stash[_outcomes].setdefault(page, verified.Outcome())
+        o.add(report.outcome, cuda)
 
 
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if config.getoption("--gpu") and config.stash[_skipped_cuda]:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if config.getoption("--record-verified") and not hasattr(config, "workerinput"):
+        verified.record(config.stash[_outcomes], gpu=config.getoption("--gpu"))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -89,3 +102,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_sep("!", "CUDA-marked tests were skipped in a GPU run")
         for nodeid in skipped:
             terminalreporter.write_line(f"  {nodeid}")
+
+
+@pytest.fixture(autouse=True)
+def _nothing_written_into_the_repository():
+    """A recipe that writes relative paths must run in a temporary directory: a test that
+    leaves a file at the repository's root fails (and the file would end up committed)."""
+    from cookbook_testing.pages import ROOT
+
+    before = set(os.listdir(ROOT))
+    yield
+    new = {n for n in set(os.listdir(ROOT)) - before if n not in {"build", "site", "__pycache__"}}
+    assert not new, f"the test wrote {sorted(new)} into {ROOT}"

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from cookbook_testing.pages import SNIPPETS
-from sitebuild import downloads, notebooks, repository, search, typeset
+from sitebuild import downloads, notebooks, repository, search, typeset, verified
 
 
 def test_every_snippet_file_is_served_for_download():
@@ -127,3 +127,28 @@ def test_each_language_gets_its_own_search_index(tmp_path):
     # Locations stay relative to the site root, where Material resolves them.
     assert [d["location"] for d in ja["docs"]] == ["ja/", "ja/recipes/a/"]
     assert ja["config"]["lang"] == ["en", "ja"]
+
+
+def _records():
+    run = {"date": "2026-11-27", "device": "CPU, x86_64", "blocks": 9}
+    return {"cpu": {"a.md": {**run, "torch": "2.13.0+cpu", "gpu_blocks": 2, "gpu_blocks_run": 0},
+                    "b.md": {**run, "torch": "2.13.0+cpu", "gpu_blocks": 0, "gpu_blocks_run": 0}},
+            "newest": {"a.md": {**run, "torch": "2.14.1", "gpu_blocks": 2, "gpu_blocks_run": 0}},
+            "gpu": {"a.md": {**run, "torch": "2.11.0+cu130", "device": "NVIDIA H200",
+                             "gpu_blocks": 2, "gpu_blocks_run": 2}}}
+
+
+def test_the_verified_note_comes_from_the_records():
+    records = _records()
+    note = verified.stamp("a.md", records, "en", has_code=True)
+    assert "Its 9 code blocks passed on 2026-11-27 with PyTorch 2.13.0+cpu (CPU, x86_64)" in note
+    assert "PyTorch 2.14.1, a newer release" in note
+    assert "its 2 GPU blocks ran on 2026-11-27 with PyTorch 2.11.0+cu130 on NVIDIA H200" in note
+    ja = verified.stamp("a.md", records, "ja", has_code=True)
+    assert "最終確認" in ja and "NVIDIA H200" in ja and "2.14.1" in ja
+    # A page with GPU blocks that never ran on a GPU says so; one without says nothing of GPUs.
+    del records["gpu"]
+    assert "its 2 GPU blocks have not run on a GPU yet" in verified.stamp("a.md", records, "en", True)
+    assert "GPU" not in verified.stamp("b.md", records, "en", True)
+    assert "not been verified" in verified.stamp("c.md", records, "en", True)
+    assert verified.stamp("index.md", records, "en", has_code=False) == ""

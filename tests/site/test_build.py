@@ -169,5 +169,21 @@ def test_notebook_pages_have_a_table_of_contents(built_site):
 
 
 def test_code_stays_out_of_the_search_index(built_site):
-    index = json.loads((built_site / "search" / "search_index.json").read_text(encoding="utf-8"))
-    assert [d["location"] for d in index["docs"] if "import torch" in d["text"]] == []
+    for lang in ("", "ja/"):
+        index = json.loads((built_site / lang / "search" / "search_index.json").read_text(encoding="utf-8"))
+        assert [d["location"] for d in index["docs"] if "import torch" in d["text"]] == []
+        assert {d["location"].startswith("ja/") for d in index["docs"]} == {lang == "ja/"}
+
+
+def test_every_page_with_code_says_what_it_was_last_verified_with(built_site):
+    """From the records that test runs write (outputs/verified/), in the page's language."""
+    cpu = json.loads((ROOT / "outputs" / "verified" / "cpu.json").read_text(encoding="utf-8"))
+    for src in markdown_pages() + notebooks():
+        html = _built(built_site, src).read_text(encoding="utf-8")
+        title = "最終確認" if lang_of(src) == "ja" else "Last verified"
+        has_code = src.suffix == ".ipynb" or '.py:' in src.read_text(encoding="utf-8")
+        assert (f'admonition-title">{title}' in html) == has_code, src
+        page = src.relative_to(DOCS).as_posix().replace(".ja.", ".")
+        if has_code:
+            record = cpu[page]  # `make test` verified every page with code
+            assert f"PyTorch {record['torch']}" in html and record["date"] in html, src
