@@ -1,8 +1,11 @@
-"""Notebook pages get a description, real image alt text and a table of contents
-(sitebuild.notebooks)."""
+"""Notebook pages get a description, real image alt text, a table of contents and only the
+Jupyter styles they use (sitebuild.notebooks)."""
+
+from pathlib import Path
 
 from mkdocs.structure.toc import AnchorLink, TableOfContents
-from sitebuild.notebooks import focusable_scroll_regions, notebook_metadata, toc_entries, with_alt_text
+from sitebuild.notebooks import (focusable_scroll_regions, notebook_metadata, prune_notebook_css,
+                                 toc_entries, with_alt_text)
 
 
 def on_page_content(html, page, config, files):
@@ -24,3 +27,11 @@ def _toc(entries):
         else:
             items.append(link)
     return TableOfContents(items)
+
+
+def on_post_page(output, page, config):
+    if not page.file.src_uri.endswith(".ipynb"):
+        return output
+    sheets = [p for d in config.theme.dirs for p in Path(d).glob("assets/stylesheets/*.css")]
+    sheets += [Path(config.docs_dir) / css for css in config.extra_css]
+    return prune_notebook_css(output, "".join(p.read_text(encoding="utf-8") for p in sheets))

@@ -152,3 +152,20 @@ def test_the_verified_note_comes_from_the_records():
     assert "GPU" not in verified.stamp("b.md", records, "en", True)
     assert "not been verified" in verified.stamp("c.md", records, "en", True)
     assert verified.stamp("index.md", records, "en", has_code=False) == ""
+
+
+def test_notebook_pages_keep_only_the_jupyter_styles_they_use():
+    css = (".jupyter-wrapper{--used:red;--unused:blue;--chain:var(--unused2);--unused2:1px}"
+           ".jupyter-wrapper :root{--dead:0}.jupyter-wrapper .jp-Cell,.jupyter-wrapper .jp-Absent{color:var(--used)}"
+           ".jupyter-wrapper .jp-Absent{color:green}@media print{.jupyter-wrapper .jp-Cell{margin:0}"
+           ".jupyter-wrapper .jp-Absent{margin:0}}.jupyter-wrapper body{margin:0}")
+    page = (f'<style>{css}</style><style>.x{{width:var(--theme)}}</style>'
+            '<div class="jupyter-wrapper"><div class="jp-Cell"></div></div>')
+    out = notebooks.prune_notebook_css(page, other_css=".y{color:var(--chain)}")
+    kept = out.split("<style>")[1].split("</style>")[0]
+    assert ".jupyter-wrapper .jp-Cell{color:var(--used)}" in kept and "jp-Absent" not in kept
+    assert "@media print{.jupyter-wrapper .jp-Cell{margin:0}}" in kept
+    assert ":root" not in kept and "body" not in kept and "--unused:" not in kept
+    # Read by another stylesheet of the page: kept, with what it reads in turn.
+    assert "--chain:var(--unused2)" in kept and "--unused2:1px" in kept
+    assert out.endswith('<style>.x{width:var(--theme)}</style><div class="jupyter-wrapper"><div class="jp-Cell"></div></div>')

@@ -6,6 +6,9 @@
 - `<meta name="description">` comes from the notebook's metadata["description"], and output
   images get their alt text from metadata["image_alt"] (one per image, in order), in place of
   nbconvert's "No description has been provided for this image".
+- Notebook pages carry nbconvert's JupyterLab stylesheet inline (570 KB, 86 KB gzip):
+  `prune_notebook_css` keeps the rules that can match the page and the custom properties
+  something uses (3 KB gzip; the page renders pixel for pixel the same in both schemes).
 """
 
 from __future__ import annotations
@@ -54,3 +57,70 @@ def focusable_scroll_regions(content: str) -> str:
     """Notebook code and text outputs scroll sideways: make them reachable with the keyboard
     (WCAG: scrollable regions must be focusable)."""
     return SCROLLABLE.sub(lambda m: m[0] + ' tabindex="0"', content)
+
+
+STYLE = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.S)
+CLASS_ATTR = re.compile(r'class="([^"]*)"')
+CLASS = re.compile(r"\.(-?[_a-zA-Z][-\w]*)")
+# `.jupyter-wrapper :root` and the like: a document's root is never inside an element.
+NEVER = re.compile(r"\S\s+(?::root|html|body)\b")
+VAR_USE = re.compile(r"var\(\s*(--[-\w]+)")
+VAR_DEF = re.compile(r"(?<=[{;])\s*(--[-\w]+)\s*:[^;{}]*;?")
+
+
+def prune_notebook_css(page_html: str, other_css: str = "") -> str:
+    """The page with its JupyterLab stylesheet cut to what can apply to it: selectors whose
+    classes all occur on the page (the page is static: no script adds Jupyter classes),
+    and custom properties that this or any other stylesheet of the page (`other_css`: the
+    theme's and the site's files) reads."""
+    import tinycss2
+
+    blocks = [m for m in STYLE.finditer(page_html) if ".jupyter-wrapper" in m[2]]
+    if not blocks:
+        return page_html
+    big = max(blocks, key=lambda m: len(m[2]))
+    used = {c for attr in CLASS_ATTR.findall(page_html) for c in attr.split()}
+    css = "".join(_prune(tinycss2.parse_stylesheet(big[2], skip_comments=True,
+                                                   skip_whitespace=True), used))
+    rest = "".join(m[2] for m in STYLE.finditer(page_html) if m.start() != big.start()) + other_css
+    while True:  # a property read only by a removed declaration goes too
+        read = set(VAR_USE.findall(css + rest))
+        smaller = VAR_DEF.sub(lambda m: m[0] if m[1] in read else "", css)
+        if smaller == css:
+            break
+        css = smaller
+    return page_html[:big.start(2)] + css + page_html[big.end(2):]
+
+
+def _prune(rules, used: set[str]) -> list[str]:
+    import tinycss2
+
+    out = []
+    for rule in rules:
+        if rule.type == "qualified-rule":
+            keep = [s for s in _selectors(tinycss2.serialize(rule.prelude))
+                    if set(CLASS.findall(re.sub(r":not\([^)]*\)", "", s))) <= used
+                    and not NEVER.search(s)]
+            if keep:
+                out.append(",".join(keep) + "{" + tinycss2.serialize(rule.content) + "}")
+        elif rule.type == "at-rule" and rule.lower_at_keyword in ("media", "supports") and rule.content:
+            inner = _prune(tinycss2.parse_rule_list(rule.content, skip_comments=True,
+                                                    skip_whitespace=True), used)
+            if inner:
+                out.append(f"@{rule.at_keyword}{tinycss2.serialize(rule.prelude)}{{{''.join(inner)}}}")
+        elif rule.type == "at-rule":
+            out.append(tinycss2.serialize([rule]))
+    return out
+
+
+def _selectors(prelude: str) -> list[str]:
+    """A selector list split at its top-level commas (not those inside :is(...) or [...])."""
+    parts, depth, current = [], 0, ""
+    for ch in prelude:
+        depth += (ch in "([") - (ch in ")]")
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return parts + [current.strip()]
