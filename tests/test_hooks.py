@@ -110,3 +110,18 @@ def test_notebook_code_is_excluded_where_the_search_parser_honours_it():
     out = search.exclude_code(html)
     assert '<div class="highlight-ipynb hl-python" data-search-exclude>' in out
     assert '<div class="jp-Cell jp-CodeCell">' in out  # not on the outer div: nested divs
+
+
+def test_notebook_pages_link_their_own_notebook_and_colab_only_on_github():
+    html = '<h1 id="t">Title</h1><p>x</p><h1 id="u">Other</h1>'
+    en = notebooks.with_run_links(html, "notebooks/a.ipynb")
+    assert en.count("notebook-run") == 1 and en.index("notebook-run") < en.index("<p>x</p>")
+    assert '<a href="a.ipynb" download>Download the notebook' in en and "colab" not in en.lower()
+    ja = notebooks.with_run_links(html, "notebooks/a.ja.ipynb", "https://colab.example/a")
+    assert '<a href="a.ja.ipynb" download>ノートブックをダウンロード' in ja
+    assert '<a href="https://colab.example/a">Colab で開く</a>' in ja
+    colab = "https://colab.research.google.com/github/o/r/blob/main/docs/notebooks/a.ja.ipynb"
+    for url in ("https://github.com/o/r", "https://github.com/o/r/", "https://github.com/o/r.git"):
+        assert repository.colab_url(url, "notebooks/a.ja.ipynb") == colab, url
+    for url in (None, "", "https://gitlab.com/o/r", "https://github.com/o", "https://github.com/o/r/tree/x"):
+        assert repository.colab_url(url, "notebooks/a.ipynb") is None, url
