@@ -8,7 +8,6 @@ are what the JSON gives.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from bench_measure import CPU_JSON, GPU_JSON, METHODS
@@ -132,14 +131,53 @@ def render_gpu(gpu: dict | None) -> str:
     return "\n".join(lines)
 
 
+# The plots' words in each language; the Japanese page shows the .ja.png files.
+PLOT_LABELS = {
+    "en": {
+        "stamp": "{date} · torch {torch} · {cpu}, {cores} cores · median of {repeats} runs",
+        "save": "save (fsync'ed)", "load": "load (cold, into model + Adam)",
+        "params_millions": "parameters (millions), Adam state included",
+        "params": "parameters, Adam state included", "seconds": "seconds",
+        "methods": {k: v.replace("`", "") for k, v in METHODS.items()},
+        "dcp_save": "dcp.save (blocked throughout)",
+        "async_total": "dcp.async_save: total", "async_blocked": "dcp.async_save: blocked",
+    },
+    "ja": {
+        "stamp": "{date} · torch {torch} · {cpu}、{cores} コア · {repeats} 回の中央値",
+        "save": "保存（fsync まで）", "load": "読み込み（ディスクから、モデルと Adam へ）",
+        "params_millions": "パラメータ数（百万、Adam の状態を含む）",
+        "params": "パラメータ数（Adam の状態を含む）", "seconds": "秒",
+        "methods": {**{k: v.replace("`", "") for k, v in METHODS.items()},
+                    "raw": "生データ（書き込み + fsync / 読み込み）",
+                    "safetensors": "safetensors + torch.save（オプティマイザ）",
+                    "dcp_async": "dcp.async_save（合計）"},
+        "dcp_save": "dcp.save（終わるまで待たされる）",
+        "async_total": "dcp.async_save：合計", "async_blocked": "dcp.async_save：待たされる時間",
+    },
+}
+
+
 def plot_cpu(cpu: dict, out: Path) -> list[Path]:
+    """save_load.png and async_save.png, and their Japanese versions (.ja.png: mkdocs-static-i18n,
+    suffix structure with no fallback, publishes to the Japanese site only .ja files)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib_fontja  # noqa: F401  registers IPAexGothic, a font with Japanese glyphs
+
+    paths = []
+    for lang, font in (("en", "DejaVu Sans"), ("ja", "IPAexGothic")):
+        with plt.rc_context({"font.family": font}):
+            paths += _plot_cpu(cpu, out, PLOT_LABELS[lang], "" if lang == "en" else ".ja")
+    return paths
+
+
+def _plot_cpu(cpu: dict, out: Path, words: dict, suffix: str) -> list[Path]:
+    import matplotlib.pyplot as plt
 
     mach, ver = cpu["machine"], cpu["versions"]
-    stamp = (f"{cpu['date']} · torch {ver['torch']} · {mach['cpu']}, {mach['cores']} cores · "
-             f"median of {cpu['settings']['repeats']} runs")
+    stamp = words["stamp"].format(date=cpu["date"], torch=ver["torch"], cpu=mach["cpu"],
+                                  cores=mach["cores"], repeats=cpu["settings"]["repeats"])
     xs = [r["params"] / 1e6 for r in cpu["results"]]
     styles = {"raw": dict(color="black", linestyle="--", marker="o"),
               "torch_save": dict(color="tab:blue", marker="s"),
@@ -147,25 +185,25 @@ def plot_cpu(cpu: dict, out: Path) -> list[Path]:
               "safetensors": dict(color="tab:green", marker="^"),
               "dcp": dict(color="tab:red", marker="D"),
               "dcp_async": dict(color="tab:purple", marker="x")}
-    labels = {k: v.replace("`", "") for k, v in METHODS.items()}
+    labels = words["methods"]
     paths = []
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=90, sharey=False)
-    for ax, op, title in ((axes[0], "save", "save (fsync'ed)"), (axes[1], "load", "load (cold, into model + Adam)")):
+    for ax, op in ((axes[0], "save"), (axes[1], "load")):
         for key, style in styles.items():
             ys = [r["methods"][key].get(f"{op}_median_s") for r in cpu["results"]]
             if key == "torch_load_mmap" and op == "save" or all(y is None for y in ys):
                 continue
             ax.plot(xs, ys, label=labels[key], linewidth=1.5, markersize=5, **style)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("parameters (millions), Adam state included")
-        ax.set_ylabel("seconds")
+        ax.set_title(words[op], fontsize=10)
+        ax.set_xlabel(words["params_millions"])
+        ax.set_ylabel(words["seconds"])
         ax.grid(alpha=0.3)
     for ax in axes:
         ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(stamp, fontsize=7.5)
     fig.tight_layout()
-    paths.append(out / "save_load.png")
+    paths.append(out / f"save_load{suffix}.png")
     fig.savefig(paths[-1])
     plt.close(fig)
 
@@ -174,25 +212,21 @@ def plot_cpu(cpu: dict, out: Path) -> list[Path]:
     total = [r["methods"]["dcp_async"]["save_median_s"] for r in cpu["results"]]
     sync = [r["methods"]["dcp"]["save_median_s"] for r in cpu["results"]]
     pos = range(len(xs))
-    ax.bar([p - 0.2 for p in pos], sync, width=0.4, color="tab:red", label="dcp.save (blocked throughout)")
-    ax.bar([p + 0.2 for p in pos], total, width=0.4, color="#d9c6ea", label="dcp.async_save: total")
-    ax.bar([p + 0.2 for p in pos], blocked, width=0.4, color="tab:purple", label="dcp.async_save: blocked")
+    ax.bar([p - 0.2 for p in pos], sync, width=0.4, color="tab:red", label=words["dcp_save"])
+    ax.bar([p + 0.2 for p in pos], total, width=0.4, color="#d9c6ea", label=words["async_total"])
+    ax.bar([p + 0.2 for p in pos], blocked, width=0.4, color="tab:purple", label=words["async_blocked"])
     ax.set_xticks(list(pos), [f"{x:.0f}M" for x in xs])
-    ax.set_xlabel("parameters, Adam state included")
-    ax.set_ylabel("seconds")
+    ax.set_xlabel(words["params"])
+    ax.set_ylabel(words["seconds"])
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     fig.suptitle(stamp, fontsize=6.5)
     fig.tight_layout()
-    paths.append(out / "async_save.png")
+    paths.append(out / f"async_save{suffix}.png")
     fig.savefig(paths[-1])
     plt.close(fig)
-    for p in list(paths):
+    for p in paths:
         _shrink_png(p)
-        # The Japanese page's copy: mkdocs-static-i18n (suffix structure, no fallback to the
-        # default language) publishes to the Japanese site only files with a .ja suffix.
-        paths.append(p.with_suffix(".ja.png"))
-        shutil.copyfile(p, paths[-1])
     return paths
 
 

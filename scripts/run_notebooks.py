@@ -28,9 +28,10 @@ def notebooks() -> list[Path]:
     return sorted(p for p in DOCS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
-def execute(path: Path) -> nbformat.NotebookNode:
-    """Run a notebook in its own folder and return it with fresh outputs; errors raise."""
-    nb = nbformat.read(path, as_version=4)
+def execute(path: Path, nb: nbformat.NotebookNode | None = None) -> nbformat.NotebookNode:
+    """Run a notebook in its own folder and return it with fresh outputs; errors raise.
+    `nb`: run these cells in the notebook's place (tests append cells to it)."""
+    nb = nbformat.read(path, as_version=4) if nb is None else nb
     client = NotebookClient(
         nb,
         kernel_name="python3",  # jupyter_client starts it with sys.executable

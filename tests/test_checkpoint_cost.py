@@ -5,6 +5,7 @@ and what its prose concludes holds for those results. The benchmark itself is no
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,27 @@ def test_pages_embed_the_tables_and_plots():
             assert f'--8<-- "outputs/concepts/checkpoint-cost/{name}"' in text, (page.name, name)
         for png in ("save_load.png", "async_save.png"):
             assert f"../assets/bench/{png})" in text and (ASSETS / png).stat().st_size > 0
-    for png in ("save_load", "async_save"):  # the Japanese site's copy is the same plot
-        assert (ASSETS / f"{png}.ja.png").read_bytes() == (ASSETS / f"{png}.png").read_bytes()
+    for png in ("save_load", "async_save"):  # the Japanese site's plot has Japanese words
+        assert (ASSETS / f"{png}.ja.png").read_bytes() != (ASSETS / f"{png}.png").read_bytes()
+
+
+def test_the_japanese_plot_words_are_japanese_and_in_its_font():
+    """`bench/checkpoint_bench.py --render` draws the .ja.png plots in IPAexGothic
+    (matplotlib-fontja): every character of their words has a glyph there."""
+    import importlib.util
+
+    from fontTools.ttLib import TTFont  # importing matplotlib_fontja would change the font
+
+    en, ja = bench_render.PLOT_LABELS["en"], bench_render.PLOT_LABELS["ja"]
+    assert set(ja) == set(en) and set(ja["methods"]) == set(en["methods"])
+    words = [v for k, v in ja.items() if k != "methods"] + list(ja["methods"].values())
+    japanese = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+    assert all(japanese.search(v) for k, v in ja.items() if k != "methods")
+    # Method names are code and stay; the ones with English words are translated.
+    assert all(japanese.search(ja["methods"][k]) for k in ("raw", "safetensors", "dcp_async"))
+    font = Path(importlib.util.find_spec("matplotlib_fontja").submodule_search_locations[0])
+    glyphs = TTFont(font / "fonts" / "ipaexg.ttf", lazy=True)["cmap"].getBestCmap()
+    assert {c for w in words for c in w if ord(c) not in glyphs} == set()
 
 
 def test_what_the_page_concludes_holds_for_these_results():

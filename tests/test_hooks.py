@@ -169,3 +169,16 @@ def test_notebook_pages_keep_only_the_jupyter_styles_they_use():
     # Read by another stylesheet of the page: kept, with what it reads in turn.
     assert "--chain:var(--unused2)" in kept and "--unused2:1px" in kept
     assert out.endswith('<style>.x{width:var(--theme)}</style><div class="jupyter-wrapper"><div class="jp-Cell"></div></div>')
+def test_notebook_pages_link_their_own_notebook_and_colab_only_on_github():
+    html = '<h1 id="t">Title</h1><p>x</p><h1 id="u">Other</h1>'
+    en = notebooks.with_run_links(html, "notebooks/a.ipynb")
+    assert en.count("notebook-run") == 1 and en.index("notebook-run") < en.index("<p>x</p>")
+    assert '<a href="a.ipynb" download>Download the notebook' in en and "colab" not in en.lower()
+    ja = notebooks.with_run_links(html, "notebooks/a.ja.ipynb", "https://colab.example/a")
+    assert '<a href="a.ja.ipynb" download>ノートブックをダウンロード' in ja
+    assert '<a href="https://colab.example/a">Colab で開く</a>' in ja
+    colab = "https://colab.research.google.com/github/o/r/blob/main/docs/notebooks/a.ja.ipynb"
+    for url in ("https://github.com/o/r", "https://github.com/o/r/", "https://github.com/o/r.git"):
+        assert repository.colab_url(url, "notebooks/a.ja.ipynb") == colab, url
+    for url in (None, "", "https://gitlab.com/o/r", "https://github.com/o", "https://github.com/o/r/tree/x"):
+        assert repository.colab_url(url, "notebooks/a.ipynb") is None, url

@@ -4,22 +4,51 @@ The site renders the outputs stored in the notebooks (mkdocs-jupyter, `execute: 
 these tests execute every notebook afresh with nbclient (any error fails), require the stored
 text outputs to equal the fresh ones (images: present in both), and forbid stored errors.
 Refresh the stored outputs with `make notebooks` (scripts/run_notebooks.py).
+
+The Japanese twin has the same code but for its language cell (`LANG = "ja"`, which picks
+the labels printed and plotted). It is not executed again from the top: after the English
+notebook, the same kernel runs the Japanese cells that use the language (LANG or LABELS),
+and their outputs must be the stored Japanese ones; every other cell's stored outputs must
+equal the English ones. The figures of both languages must plot the same numbers, and the
+Japanese one must draw every glyph (no "missing from font" warning).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from cookbook_testing.pages import ROOT, load_module, notebooks
+from cookbook_testing.pages import ROOT, load_module, notebook_code, notebooks
 
 pytest.importorskip("nbclient", reason="nbclient is in requirements.txt (make test)")
 
 NOTEBOOKS = notebooks()
 PAIRS = sorted({p.with_name(p.name.replace(".ja.ipynb", ".ipynb")) for p in NOTEBOOKS})
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+USES_LANGUAGE = re.compile(r"\b(LANG|LABELS)\b")
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+# Run in the kernel after a notebook: the numbers and words of its figures; with DRAW, the
+# figures drawn again (small: laying out the text is what warns "Glyph ... missing from font(s)
+# ...") with every warning recorded.
+FIGURE_PROBE = """\
+import io as _io, json as _json, warnings as _warnings
+from matplotlib.figure import Figure as _Figure
+_figures = [v for k, v in list(globals().items()) if k[0] != "_" and isinstance(v, _Figure)]
+with _warnings.catch_warnings(record=True) as _caught:
+    _warnings.simplefilter("always")
+    for _f in _figures if DRAW else ():
+        _f.savefig(_io.BytesIO(), format="png", dpi=20)
+print(_json.dumps({
+    "numbers": [[line.get_xydata().tolist() for ax in _f.axes for line in ax.lines]
+                for _f in _figures],
+    "words": [[w for ax in _f.axes for w in (ax.get_title(), ax.get_xlabel(), ax.get_ylabel(),
+               *(t.get_text() for t in (ax.get_legend().get_texts() if ax.get_legend() else ())))]
+              for _f in _figures],
+    "warnings": [str(w.message) for w in _caught]}))
+"""
 
 
 def _runner():
@@ -73,22 +102,59 @@ def test_stored_outputs_hold_no_error(path):
                 assert "Traceback" not in _text(o["text"]), f"code cell {i} stores a traceback"
 
 
+def _japanese(en: Path) -> Path:
+    return en.with_name(en.name.replace(".ipynb", ".ja.ipynb"))
+
+
+def _probe(cell) -> dict:
+    return json.loads("".join(o["text"] for o in cell["outputs"] if o["output_type"] == "stream"))
+
+
 @pytest.mark.parametrize("path", PAIRS, ids=_id)
 def test_notebook_runs_and_stored_outputs_are_current(path):
-    """The English notebook runs; the Japanese one has the same code and outputs (below)."""
-    fresh = _runner().execute(path)  # raises CellExecutionError on any failing cell
+    """The English notebook runs; then, in the same kernel, the Japanese cells that use the
+    language (see the module's docstring); the other Japanese cells are compared below."""
+    nbformat = pytest.importorskip("nbformat")
     stored = json.loads(path.read_text(encoding="utf-8"))
-    fresh_cells, stored_cells = _code_cells(fresh), _code_cells(stored)
-    assert len(fresh_cells) == len(stored_cells)
+    ja_stored = _code_cells(json.loads(_japanese(path).read_text(encoding="utf-8")))
+    ja_index = [i for i, c in enumerate(ja_stored) if USES_LANGUAGE.search(_text(c["source"]))]
+    nb = nbformat.read(path, as_version=4)
+    ja_cells = _code_cells(nbformat.read(_japanese(path), as_version=4))  # executed in place
+    nb.cells += [nbformat.v4.new_code_cell("DRAW = False\n" + FIGURE_PROBE),
+                 *(ja_cells[i] for i in ja_index),
+                 nbformat.v4.new_code_cell("DRAW = True\n" + FIGURE_PROBE)]
+    fresh = _code_cells(_runner().execute(path, nb))  # raises CellExecutionError on any failing cell
+    stored_cells = _code_cells(stored)
+    fresh_cells, (en_probe, *fresh_ja, ja_probe) = (fresh[:len(stored_cells)],
+                                                    fresh[len(stored_cells):])
     for i, (f, s) in enumerate(zip(fresh_cells, stored_cells)):
         assert _outputs(s) == _outputs(f), (
             f"{_id(path)}, code cell {i}: stored outputs are stale; run `make notebooks`")
+    for i, f in zip(ja_index, fresh_ja):
+        assert _outputs(ja_stored[i]) == _outputs(f), (
+            f"{_id(_japanese(path))}, code cell {i}: stored outputs are stale; run `make notebooks`")
+    en, ja = _probe(en_probe), _probe(ja_probe)
+    assert ja["warnings"] == [], "the Japanese figure misses glyphs (or warns)"
+    assert ja["numbers"] == en["numbers"], "the figures plot different numbers"
+    if ja_index and en["words"]:  # a notebook with a language cell: its figures in Japanese
+        assert en["words"] != ja["words"]
+        assert [w for f in ja["words"] for w in f if w and not w.startswith("$")
+                and not JAPANESE.search(w)] == [], "English words in the Japanese figure"
 
 
 @pytest.mark.parametrize("en", PAIRS, ids=_id)
 def test_languages_share_code_and_outputs(en):
-    ja = en.with_name(en.name.replace(".ipynb", ".ja.ipynb"))
+    """The same code but for the language cell; the same outputs but for the cells that use
+    the language (their Japanese outputs are checked fresh above), whose images differ."""
+    ja = _japanese(en)
     assert en.exists() and ja.exists()
+    assert notebook_code(en) == notebook_code(ja)
     cells = [_code_cells(json.loads(p.read_text(encoding="utf-8"))) for p in (en, ja)]
-    assert [_text(c["source"]) for c in cells[0]] == [_text(c["source"]) for c in cells[1]]
-    assert [_outputs(c) for c in cells[0]] == [_outputs(c) for c in cells[1]]
+    for i, (e, j) in enumerate(zip(*cells)):
+        if not USES_LANGUAGE.search(_text(e["source"])):
+            assert _outputs(e) == _outputs(j), f"code cell {i}"
+            continue
+        assert [o[:2] for o in _outputs(e)] == [o[:2] for o in _outputs(j)], f"code cell {i}"
+        images = [[o["data"][t] for o in c["outputs"] for t in IMAGE_TYPES if t in o.get("data", {})]
+                  for c in (e, j)]
+        assert all(a != b for a, b in zip(*images)), f"code cell {i}: the same image in both"

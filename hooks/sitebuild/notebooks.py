@@ -9,6 +9,8 @@
 - Notebook pages carry nbconvert's JupyterLab stylesheet inline (570 KB, 86 KB gzip):
   `prune_notebook_css` keeps the rules that can match the page and the custom properties
   something uses (3 KB gzip; the page renders pixel for pixel the same in both schemes).
+- Under the title, a link to download the notebook of the page's language and, when the
+  site knows its GitHub repository, one to open it in Colab.
 """
 
 from __future__ import annotations
@@ -124,3 +126,23 @@ def _selectors(prelude: str) -> list[str]:
         else:
             current += ch
     return parts + [current.strip()]
+RUN_BOX = {
+    "en": ("Run it yourself", "Download the notebook ({name})", "Open in Colab"),
+    "ja": ("自分で実行する", "ノートブックをダウンロード（{name}）", "Colab で開く"),
+}
+H1_END = re.compile(r"</h1>")
+
+
+def with_run_links(content: str, docs_path: str, colab: str | None = None) -> str:
+    """The rendered notebook docs/<docs_path> with, after its title, a link to download it
+    (mkdocs-jupyter's include_source serves the .ipynb beside the page, byte for byte) and,
+    given its Colab address, a link to open it there; in the notebook's language."""
+    name = docs_path.rsplit("/", 1)[-1]
+    title, download, open_colab = RUN_BOX["ja" if name.endswith(".ja.ipynb") else "en"]
+    code = f"<code>{html.escape(name)}</code>"
+    links = [f'<a href="{html.escape(name)}" download>{download.format(name=code)}</a>']
+    if colab:
+        links.append(f'<a href="{html.escape(colab)}">{open_colab}</a>')
+    box = (f'<div class="admonition tip notebook-run"><p class="admonition-title">{title}</p>'
+           f'<p>{" · ".join(links)}</p></div>')
+    return H1_END.sub(lambda m: m[0] + box, content, count=1)

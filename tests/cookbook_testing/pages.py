@@ -11,6 +11,7 @@ import contextlib
 import functools
 import importlib.util
 import io
+import json
 import os
 import re
 import textwrap
@@ -53,6 +54,22 @@ def markdown_pages() -> list[Path]:
 
 def notebooks() -> list[Path]:
     return sorted(p for p in DOCS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+# The one line in which a notebook's code differs between the languages: the first line of
+# its language cell, which picks the labels that the cells below print and plot.
+LANGUAGE_LINE = re.compile(r'\ALANG = "(\w+)"')
+
+
+def notebook_code(path: Path) -> list[str]:
+    """The sources of a notebook's code cells, with the value in the language cell's first
+    line (`LANG = "ja"`) checked against the notebook's language and replaced by `...`: equal
+    in both languages when nothing else differs. At most one language cell."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    chosen = [m[1] for s in sources if (m := LANGUAGE_LINE.match(s))]
+    assert chosen in ([], [lang_of(path)]), f"{path.name}: language cells {chosen}"
+    return [LANGUAGE_LINE.sub('LANG = "..."', s) for s in sources]
 
 
 def snippet_files() -> list[Path]:

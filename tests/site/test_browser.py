@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import DOCS, site_path
+from cookbook_testing.pages import DOCS, lang_of, notebooks, site_path
 
 pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 
@@ -27,6 +27,19 @@ def test_japanese_page_has_lang_and_japanese_text(tab, site_url):
     tab.page.goto(site_url + "ja/recipes/save-and-resume/")
     assert tab.page.get_attribute("html", "lang") == "ja"
     assert JAPANESE.search(tab.page.inner_text("article"))
+
+
+def test_notebook_pages_download_their_own_notebook_and_no_colab_without_a_repository(
+        tab, site_url):
+    for src in notebooks():
+        tab.page.goto(site_url + site_path(src), wait_until="domcontentloaded")
+        link = tab.page.locator(f'.notebook-run a[download][href="{src.name}"]')
+        assert link.count() == 1, src.name
+        if lang_of(src) == "ja":
+            assert JAPANESE.search(link.inner_text())
+        response = tab.page.request.get(link.evaluate("a => a.href"))
+        assert response.ok and response.body() == src.read_bytes(), src.name
+        assert tab.page.locator('a[href*="colab"]').count() == 0, src.name
 
 
 def test_language_switch_keeps_the_page(tab, site_url):

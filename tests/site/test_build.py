@@ -158,6 +158,11 @@ def test_with_a_repository_address_each_language_edits_its_own_file(tmp_path):
     report = 'href="https://github.com/example/cookbook/issues/new"'
     assert report in en and "Report it" in en
     assert report in ja and "Issue で報告" in ja
+    colab = "https://colab.research.google.com/github/example/cookbook/blob/main/docs/notebooks/"
+    for src in notebooks():
+        html = (out / site_path(src) / "index.html").read_text(encoding="utf-8")
+        label = "Colab で開く" if lang_of(src) == "ja" else "Open in Colab"
+        assert f'<a href="{colab}{src.name}">{label}</a>' in html, src.name
 
 
 def test_notebook_pages_have_a_table_of_contents(built_site):
