@@ -29,11 +29,17 @@ def ns():
     return namespace
 
 
+_SAVED: dict[int, dict] = {}
+
+
 def saved_at(ns, stop):
-    run = ns["build"]()
-    ns["train"](run, stop)
-    # A deep copy: load_state_dict keeps the tensors it is given, and training mutates them.
-    return copy.deepcopy(ns["training_state"](run))
+    """The checkpoint of a run stopped after `stop` steps (trained once per stop)."""
+    if stop not in _SAVED:
+        run = ns["build"]()
+        ns["train"](run, stop)
+        _SAVED[stop] = copy.deepcopy(ns["training_state"](run))
+    # A copy each time: load_state_dict keeps the tensors it is given, and training mutates them.
+    return copy.deepcopy(_SAVED[stop])
 
 
 def resume_from(ns, state, skip=()):
@@ -72,7 +78,8 @@ def test_checkpoint_loads_with_weights_only(ns, tmp_path):
 @pytest.mark.parametrize("which", ["ema", "swa"])
 def test_with_count_zero_the_next_update_copies_the_model(ns, which):
     run = ns["build"]()
-    ns["train"](run, 15)
+    for part in PARTS:
+        getattr(run, part).load_state_dict(saved_at(ns, 15)[part])
     averaged = getattr(run, which)
     averaged.n_averaged.zero_()
     averaged.update_parameters(run.model)
@@ -131,3 +138,38 @@ def test_export_runs_as_pasted(ns, tmp_path):
     # update_bn recomputed the statistics, which the SWA had copied from the trained model
     assert not torch.equal(state["1.running_mean"], reference.model[1].running_mean)
     assert [p.name for p in tmp_path.iterdir()] == ["swa.pt"]  # no temporary file left
+
+
+# --- what the page says about SWALR, the SWA count, strict=False and BatchNorm -------------
+
+def test_swalr_anneals_from_the_cosine_end_to_swa_lr_over_ten_steps(ns):
+    run, lrs = ns["build"](), []
+    for stop in range(1, ns["TOTAL_STEPS"] + 1):
+        ns["train"](run, stop)
+        lrs.append(run.optimizer.param_groups[0]["lr"])
+    start = ns["SWA_START"]
+    assert lrs[start - 1] == pytest.approx(2e-3)  # CosineAnnealingLR's eta_min
+    assert all(2e-3 < lr < 5e-3 for lr in lrs[start:start + 9])
+    assert lrs[start + 9:] == [pytest.approx(5e-3)] * (ns["TOTAL_STEPS"] - start - 9)
+
+
+def test_the_swa_count_must_be_exact(ns):
+    state = saved_at(ns, 15)
+    state["swa"]["n_averaged"].fill_(1)  # instead of 5
+    run = resume_from(ns, state)
+    assert not ns["same"](run.swa.module, ns["reference"].swa.module)
+
+
+def test_strict_false_loads_nothing_from_an_averaged_state_dict(ns):
+    plain = ns["make_model"]()
+    before = [t.clone() for t in plain.state_dict().values()]
+    result = plain.load_state_dict(saved_at(ns, 15)["ema"], strict=False)  # no error
+    assert result.missing_keys and result.unexpected_keys
+    assert all(torch.equal(a, b) for a, b in zip(before, plain.state_dict().values()))
+
+
+def test_the_checkpoint_holds_the_swa_statistics_copied_from_the_model(ns):
+    state = saved_at(ns, 15)
+    for name in ("running_mean", "running_var"):
+        assert torch.equal(state["swa"][f"module.1.{name}"], state["model"][f"1.{name}"])
+        assert not torch.equal(state["ema"][f"module.1.{name}"], state["model"][f"1.{name}"])
