@@ -7,6 +7,7 @@ resume is compared with an uninterrupted run in this process (bitwise, on the CP
 from __future__ import annotations
 
 import copy
+import traceback
 
 import pytest
 import torch
@@ -173,3 +174,36 @@ def test_the_checkpoint_holds_the_swa_statistics_copied_from_the_model(ns):
     for name in ("running_mean", "running_var"):
         assert torch.equal(state["swa"][f"module.1.{name}"], state["model"][f"1.{name}"])
         assert not torch.equal(state["ema"][f"module.1.{name}"], state["model"][f"1.{name}"])
+
+
+# --- adding the averages to a run whose checkpoints have none --------------------------------
+
+def old_run_state(ns):
+    """The checkpoint of the run before it averaged (as the page's old_checkpoint block)."""
+    torch.manual_seed(0)
+    model = ns["make_model"]()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = ns["CosineAnnealingLR"](optimizer, T_max=ns["SWA_START"], eta_min=2e-3)
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "step": 0}
+
+
+def test_an_optimizer_state_from_before_swalr_fails_at_its_first_step(ns):
+    run = ns["build"]()
+    assert all("swa_lr" in g for g in run.optimizer.param_groups)  # SWALR's constructor wrote it
+    state = old_run_state(ns)
+    for part in ("model", "optimizer", "scheduler"):
+        getattr(run, part).load_state_dict(state[part])  # no error here...
+    assert not any("swa_lr" in g for g in run.optimizer.param_groups)
+    with pytest.raises(KeyError) as info:
+        ns["train"](run, ns["TOTAL_STEPS"])
+    assert run.step == ns["SWA_START"]  # ...but at SWALR's first step
+    assert_quoted(PAGE, traceback.format_exception_only(info.type, info.value)[-1].strip())
+
+
+def test_restore_swa_lr_runs_as_pasted(ns):
+    run = ns["build"]()
+    run.optimizer.load_state_dict(old_run_state(ns)["optimizer"])
+    fresh("restore_swa_lr")["restore_swa_lr"](run.optimizer, swa_lr=5e-3)
+    assert [g["swa_lr"] for g in run.optimizer.param_groups] == [5e-3]
+    ns["train"](run, ns["TOTAL_STEPS"])  # SWALR steps

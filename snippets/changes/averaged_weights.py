@@ -232,6 +232,64 @@ print("EMA's running_mean is the trained model's:",
 # --8<-- [end:batchnorm]
 
 
+# --8<-- [start:old_checkpoint]
+# The run as it was before it averaged: model, optimizer, cosine schedule; stopped at step 5.
+torch.manual_seed(0)
+model = make_model()
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+scheduler = CosineAnnealingLR(optimizer, T_max=SWA_START, eta_min=2e-3)
+for x, y in batches[:5]:
+    optimizer.zero_grad()
+    F.mse_loss(model(x), y).backward()
+    optimizer.step()
+    scheduler.step()
+save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "step": 5}, "before-averaging", step=5)
+# --8<-- [end:old_checkpoint]
+
+
+# --8<-- [start:resume_before_averaging]
+def resume_from_before_averaging(directory):
+    """A checkpoint of the run before it averaged: no ema, swa or swa_scheduler in it."""
+    run = build()
+    state, _ = load_latest(directory, keys=("model", "optimizer", "scheduler", "step"))
+    for part in ("model", "optimizer", "scheduler"):
+        getattr(run, part).load_state_dict(state[part])
+    run.step = state["step"]
+    return run  # the averages start here: n_averaged is 0, their first update copies the model
+
+
+added = resume_from_before_averaging("before-averaging")
+# --8<-- [end:resume_before_averaging]
+
+try:
+    # --8<-- [start:swa_lr_error]
+    train(added, TOTAL_STEPS)  # fails at SWA_START, at SWALR's first step
+    # --8<-- [end:swa_lr_error]
+except KeyError as error:
+    print(repr(error))
+
+
+# --8<-- [start:restore_swa_lr]
+def restore_swa_lr(optimizer, swa_lr):
+    """After loading an optimizer state saved before SWALR existed: put back the swa_lr that
+    SWALR's constructor wrote into the param groups and load_state_dict replaced."""
+    for group in optimizer.param_groups:
+        group.setdefault("swa_lr", swa_lr)
+# --8<-- [end:restore_swa_lr]
+
+
+# --8<-- [start:restore_swa_lr_check]
+added = resume_from_before_averaging("before-averaging")
+restore_swa_lr(added.optimizer, swa_lr=5e-3)  # the swa_lr given to SWALR in build()
+train(added, TOTAL_STEPS)
+update_bn(batches, added.swa)  # as at the end of every SWA run (reference.swa had it above)
+print(f"model bitwise equal: {same(added.model, reference.model)}")
+print(f"swa   bitwise equal: {same(added.swa, reference.swa)}")  # SWA starts at step 10 in both
+print(f"EMA averaged {int(added.ema.n_averaged)} updates instead of {int(reference.ema.n_averaged)}")
+# --8<-- [end:restore_swa_lr_check]
+
+
 # --8<-- [start:export]
 import torch
 from torch.optim.swa_utils import update_bn
