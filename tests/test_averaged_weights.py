@@ -48,7 +48,8 @@ def resume_from(ns, state, skip=()):
     for part in PARTS:
         if part not in skip:
             getattr(run, part).load_state_dict(state[part])
-    run.step = state["step"]
+    if "step" not in skip:
+        run.step = state["step"]
     ns["train"](run, ns["TOTAL_STEPS"])
     return run
 
@@ -62,8 +63,9 @@ def test_resume_is_bitwise_equal_before_and_during_swa(ns, stop):
     assert all_equal(ns, resume_from(ns, saved_at(ns, stop)))
 
 
-@pytest.mark.parametrize("part, stop", [("optimizer", 15), ("ema", 15), ("swa", 15),
-                                        ("swa_scheduler", 15), ("scheduler", 5)])
+@pytest.mark.parametrize("part, stop", [("model", 15), ("optimizer", 15), ("ema", 15),
+                                        ("swa", 15), ("swa_scheduler", 15), ("step", 15),
+                                        ("scheduler", 5)])
 def test_each_part_is_needed(ns, part, stop):
     """The cosine scheduler only steps before SWA_START, SWALR only while it anneals: each
     is checked at a step where it still matters."""
@@ -207,3 +209,13 @@ def test_restore_swa_lr_runs_as_pasted(ns):
     fresh("restore_swa_lr")["restore_swa_lr"](run.optimizer, swa_lr=5e-3)
     assert [g["swa_lr"] for g in run.optimizer.param_groups] == [5e-3]
     ns["train"](run, ns["TOTAL_STEPS"])  # SWALR steps
+
+
+def test_resume_refuses_a_checkpoint_from_before_averaging_and_names_the_keys(ns, tmp_path):
+    ns["save_checkpoint"](old_run_state(ns), str(tmp_path), step=0)
+    from checkpoint_files import CheckpointError
+
+    logged = []
+    with pytest.raises(CheckpointError):
+        ns["load_latest"](str(tmp_path), keys=ns["KEYS"], log=logged.append)
+    assert "missing keys ['ema', 'swa', 'swa_scheduler']" in logged[0]
