@@ -53,12 +53,13 @@ def _run(paths, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-# The files of one section run in one interpreter, one after the other (torch is imported once,
-# which is most of a small script's time); the distributed recipe forks, so it runs alone.
+# The files run in two interpreters, one per xdist worker, one after the other (importing torch
+# is most of a small script's time); the distributed recipe forks, so it runs alone.
 ALONE = {SNIPPETS / "scale" / "distributed.py"}
+_SECTIONS = sorted({p.relative_to(SNIPPETS).parts[0] for p in snippet_files()})
 STANDALONE = [[p] for p in snippet_files() if p in ALONE] + [
-    [p for p in snippet_files() if p.relative_to(SNIPPETS).parts[0] == section and p not in ALONE]
-    for section in sorted({p.relative_to(SNIPPETS).parts[0] for p in snippet_files()})]
+    [p for p in snippet_files() if p.relative_to(SNIPPETS).parts[0] in _SECTIONS[half::2]
+     and p not in ALONE] for half in (0, 1)]
 
 
 def _env():
@@ -66,7 +67,8 @@ def _env():
 
 
 @pytest.mark.parametrize("paths", STANDALONE,
-                         ids=lambda ps: _rel(ps[0]) if len(ps) == 1 else _rel(ps[0]).split("/")[0])
+                         ids=lambda ps: _rel(ps[0]) if len(ps) == 1
+                         else "+".join(dict.fromkeys(_rel(p).split("/")[0] for p in ps)))
 def test_snippet_runs_standalone(paths, tmp_path):
     """Without CUDA, the sections that pages mark cuda are skipped by their own guard."""
     _run(paths, tmp_path)
