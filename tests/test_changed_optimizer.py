@@ -249,3 +249,16 @@ def test_schedule_in_samples_is_the_same_curve_at_any_batch_size():
     assert all(abs(large[s] - small[s]) < 1e-12 for s in large)
     assert all(abs(resumed[s] - small[s]) < 1e-12 for s in resumed)
     assert large[total] < 1e-12
+
+
+def test_switch_refuses_an_optimizer_without_adam_moments():
+    model, adam = _trained(torch.optim.Adam)
+    with pytest.raises(ValueError, match="SGD does not use Adam's moments: start it with fresh "
+                                         r"state and warm_up\(\)"):
+        switch_optimizer(torch.optim.SGD(model.parameters(), lr=0.1), adam.state_dict())
+
+
+def test_switch_into_amsgrad_needs_its_maximum():
+    model, adam = _trained(torch.optim.Adam)
+    with pytest.raises(ValueError, match=r"has no \['max_exp_avg_sq'\]"):
+        switch_optimizer(torch.optim.AdamW(model.parameters(), amsgrad=True), adam.state_dict())

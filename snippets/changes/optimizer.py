@@ -98,12 +98,17 @@ else:
 import torch
 
 
-def switch_optimizer(new_optimizer, old_state_dict, keys=("step", "exp_avg", "exp_avg_sq")):
-    """Take over the per-parameter state `keys` from another optimizer's state dict and keep
-    every hyperparameter of `new_optimizer` (lr, betas, weight_decay, decoupled_weight_decay).
-
-    Only for state that means the same in both optimizers (Adam <-> AdamW). For any other
-    pair, give the new optimizer fresh state and a learning-rate warm-up (`warm_up`)."""
+def switch_optimizer(new_optimizer, old_state_dict):
+    """Take over Adam's moments and step from another optimizer's state dict (Adam or AdamW)
+    and keep every hyperparameter of `new_optimizer` (lr, betas, weight_decay,
+    decoupled_weight_decay). For any other pair, give the new optimizer fresh state and a
+    learning-rate warm-up (`warm_up`)."""
+    if not isinstance(new_optimizer, torch.optim.Adam):  # AdamW is an Adam too
+        raise ValueError(f"{type(new_optimizer).__name__} does not use Adam's moments: start "
+                         f"it with fresh state and warm_up()")
+    keys = ["step", "exp_avg", "exp_avg_sq"]
+    if any(group["amsgrad"] for group in new_optimizer.param_groups):
+        keys.append("max_exp_avg_sq")
     new = new_optimizer.state_dict()
     old_sizes = [len(g["params"]) for g in old_state_dict["param_groups"]]
     new_sizes = [len(g["params"]) for g in new["param_groups"]]
