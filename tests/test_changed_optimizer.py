@@ -203,6 +203,7 @@ def test_switch_refuses_other_groups():
     adamw = torch.optim.AdamW([{"params": weights}, {"params": biases, "weight_decay": 0.0}])
     with pytest.raises(ValueError, match=r"groups of sizes \[4\] .* \[2, 2\]"):
         switch_optimizer(adamw, adam.state_dict())
+    assert len(adamw.state) == 0  # nothing loaded
 
 
 # --- position in samples, processes, schedule -----------------------------------------------
