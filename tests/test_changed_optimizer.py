@@ -263,3 +263,19 @@ def test_switch_into_amsgrad_needs_its_maximum():
     model, adam = _trained(torch.optim.Adam)
     with pytest.raises(ValueError, match=r"has no \['max_exp_avg_sq'\]"):
         switch_optimizer(torch.optim.AdamW(model.parameters(), amsgrad=True), adam.state_dict())
+
+
+@pytest.mark.parametrize("flags", [{"fused": True}, {"foreach": False}])
+def test_switch_into_other_implementations_continues_close(flags):
+    """A fused or for-loop AdamW takes the carried state too; fused keeps `step` as a float32
+    tensor on the parameter's device."""
+    reference, _ = _trained(torch.optim.Adam, steps=6, lr=1e-2)
+    model, adam = _trained(torch.optim.Adam, steps=3, lr=1e-2)
+    adamw = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0, **flags)
+    switch_optimizer(adamw, adam.state_dict())
+    for i in range(3, 6):
+        _step(model, adamw, i)
+    step = adamw.state[next(model.parameters())]["step"]
+    assert step.item() == 6 and step.dtype == torch.float32
+    assert max((a - b).abs().max().item()
+               for a, b in zip(model.parameters(), reference.parameters())) < 1e-5
