@@ -55,10 +55,19 @@ def _run(paths, tmp_path):
 
 # The files of one section run in one interpreter, one after the other (torch is imported once,
 # which is most of a small script's time); the distributed recipe forks, so it runs alone.
+# A section whose files import the recipes' library runs with the recipes.
 ALONE = {SNIPPETS / "scale" / "distributed.py"}
+RUNS_WITH = {"changes": "recipes"}
+
+
+def _group(path):
+    section = path.relative_to(SNIPPETS).parts[0]
+    return RUNS_WITH.get(section, section)
+
+
 STANDALONE = [[p] for p in snippet_files() if p in ALONE] + [
-    [p for p in snippet_files() if p.relative_to(SNIPPETS).parts[0] == section and p not in ALONE]
-    for section in sorted({p.relative_to(SNIPPETS).parts[0] for p in snippet_files()})]
+    [p for p in snippet_files() if _group(p) == group and p not in ALONE]
+    for group in sorted({_group(p) for p in snippet_files()})]
 
 
 def _env():
@@ -66,7 +75,7 @@ def _env():
 
 
 @pytest.mark.parametrize("paths", STANDALONE,
-                         ids=lambda ps: _rel(ps[0]) if len(ps) == 1 else _rel(ps[0]).split("/")[0])
+                         ids=lambda ps: _rel(ps[0]) if len(ps) == 1 else _group(ps[0]))
 def test_snippet_runs_standalone(paths, tmp_path):
     """Without CUDA, the sections that pages mark cuda are skipped by their own guard."""
     _run(paths, tmp_path)

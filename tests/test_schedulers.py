@@ -1,0 +1,185 @@
+"""Learning-rate schedulers on resume (docs/changes/schedulers.md): the claims its blocks do
+not show. The definitions are the page's own `families` section of
+snippets/changes/schedulers.py; the plot's data comes from scripts/plots.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+
+import pytest
+import torch
+from torch.optim import lr_scheduler as sched
+
+from cookbook_testing.pages import (DOCS, ROOT, SNIPPETS, assert_quoted, both_languages,
+                                    load_module, section_source)
+
+PAGE = "changes/schedulers.md"
+SNIPPET = SNIPPETS / "changes" / "schedulers.py"
+NAMES = ["StepLR", "MultiStepLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
+         "OneCycleLR", "CyclicLR", "LambdaLR", "LinearLR", "SequentialLR", "ChainedScheduler",
+         "ReduceLROnPlateau"]
+
+
+@pytest.fixture(scope="module")
+def ns():
+    namespace: dict = {}
+    exec(compile(section_source(SNIPPET, "families"), str(SNIPPET), "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # checkpoint_at writes checkpoint.pt
+
+
+def test_the_page_covers_the_eleven(ns):
+    assert list(ns["SCHEDULERS"]) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resumed_curve_equals_the_uninterrupted_one(ns, name):
+    """Stopped anywhere (first step, page's stop, late), resumed from the file: the learning
+    rate and beta1 of every step are equal float for float; without the scheduler's state
+    they are not."""
+    reference = ns["uninterrupted"](name)
+    for stop in (1, ns["STOP"], 17):
+        checkpoint = ns["checkpoint_at"](name, stop)
+        optimizer, scheduler = ns["resumed"](name, checkpoint)
+        assert reference[:stop] + ns["train"](optimizer, scheduler, stop, ns["STEPS"]) \
+            == reference, (name, stop)
+        # a second resume from the same loaded dict (CyclicLR's load mutates it: resumed()
+        # passes a copy) gives the same curve
+        optimizer, scheduler = ns["resumed"](name, checkpoint)
+        assert ns["train"](optimizer, scheduler, stop, ns["STEPS"]) == reference[stop:]
+    optimizer, scheduler = ns["resumed"](name, ns["checkpoint_at"](name), load_scheduler=False)
+    assert ns["train"](optimizer, scheduler, ns["STOP"], ns["STEPS"]) != reference[ns["STOP"]:]
+
+
+def test_the_recipe_resumes_a_model_exactly(tmp_path):
+    """The copyable `recipe` section: build both, load both, in a fresh namespace."""
+    recipe: dict = {}
+    exec(compile(section_source(SNIPPET, "recipe"), str(SNIPPET), "exec"), recipe)
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3), torch.randn(8, 2)
+
+    def steps(model, optimizer, scheduler, n):
+        lrs = []
+        for _ in range(n):
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+            lrs.append(optimizer.param_groups[0]["lr"])
+        return lrs
+
+    torch.manual_seed(1)
+    model = torch.nn.Linear(3, 2)
+    start = copy.deepcopy(model.state_dict())
+    optimizer, scheduler = recipe["build"](model, total_steps=12)
+    reference = steps(model, optimizer, scheduler, 12)
+
+    model2 = torch.nn.Linear(3, 2)
+    model2.load_state_dict(start)
+    optimizer, scheduler = recipe["build"](model2, total_steps=12)
+    first = steps(model2, optimizer, scheduler, 5)
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "step": 5}, tmp_path / "ck.pt")
+    optimizer, scheduler, step = recipe["resume"](model2, tmp_path / "ck.pt", total_steps=12)
+    assert step == 5
+    assert first + steps(model2, optimizer, scheduler, 7) == reference
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters()))
+
+
+def test_messages_the_page_quotes(ns):
+    """Each message, triggered under the pinned torch and quoted verbatim on both pages."""
+    # OneCycleLR stepped past total_steps
+    optimizer, scheduler = ns["resumed"]("OneCycleLR", ns["checkpoint_at"]("OneCycleLR", 24))
+    with pytest.raises(ValueError) as e:
+        ns["train"](optimizer, scheduler, 24, 25)
+    assert str(e.value) == "Tried to step 25 times. The specified number of total steps is 24"
+    assert_quoted(PAGE, f"ValueError: {e.value}")
+
+    # last_epoch on an optimizer without initial_lr
+    with pytest.raises(KeyError) as e:
+        sched.StepLR(ns["make_optimizer"](), step_size=3, last_epoch=4)
+    message = e.value.args[0]
+    assert message.startswith("param 'initial_lr' is not specified in param_groups[0]")
+    assert_quoted(PAGE, f"KeyError: {message}")
+
+    # CyclicLR: a state dict loads once
+    state = ns["checkpoint_at"]("CyclicLR")["scheduler"]
+    scheduler = ns["SCHEDULERS"]["CyclicLR"](ns["make_optimizer"]())
+    scheduler.load_state_dict(copy.deepcopy(state))
+    scheduler.load_state_dict(state)
+    assert "_scale_fn_custom" not in state
+    with pytest.raises(KeyError) as e:
+        scheduler.load_state_dict(state)
+    assert_quoted(PAGE, f"KeyError: {e.value}")
+
+    # set_hyperparameters refuses the composites and CyclicLR
+    import checkpoint_files
+    with pytest.raises(TypeError) as e:
+        checkpoint_files.set_hyperparameters(scheduler.optimizer, scheduler, lr=0.05)
+    assert_quoted(PAGE, f"TypeError: {e.value}")
+
+
+def test_cycle_momentum_sets_sgd_momentum_too():
+    """The page: CyclicLR and OneCycleLR cycle Adam's beta1 or SGD's momentum."""
+    for make in (lambda o: sched.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=2),
+                 lambda o: sched.OneCycleLR(o, max_lr=0.1, total_steps=6)):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+        scheduler = make(optimizer)
+        seen = set()
+        for _ in range(5):
+            optimizer.step()
+            scheduler.step()
+            seen.add(optimizer.param_groups[0]["momentum"])
+        assert len(seen) > 2
+
+
+def test_last_epoch_takes_a_counter_not_the_state(ns):
+    """Which schedulers take last_epoch, and what it cannot restore."""
+    for name, cls in ((n, getattr(sched, n)) for n in NAMES):
+        takes = "last_epoch" in inspect.signature(cls).parameters
+        assert takes == (name not in ("ReduceLROnPlateau", "ChainedScheduler")), name
+    stop = ns["STOP"]
+    checkpoint = ns["checkpoint_at"]("CosineAnnealingWarmRestarts")
+    optimizer = ns["make_optimizer"]()
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler = ns["SCHEDULERS"]["CosineAnnealingWarmRestarts"](optimizer, stop - 1)
+    assert scheduler.last_epoch == checkpoint["scheduler"]["last_epoch"] == stop
+    assert scheduler.T_cur != checkpoint["scheduler"]["T_cur"]  # the restarts are missed
+
+    checkpoint = ns["checkpoint_at"]("SequentialLR")
+    optimizer = ns["make_optimizer"]()
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler = ns["SCHEDULERS"]["SequentialLR"](optimizer, stop - 1)
+    assert scheduler.last_epoch == stop
+    saved = [inner["last_epoch"] for inner in checkpoint["scheduler"]["_schedulers"]]
+    assert [inner.last_epoch for inner in scheduler._schedulers] == [0, -1] != saved
+
+
+def test_the_plot_shows_the_page_curves():
+    """The data scripts/plots.py draws: the resumed curve on the uninterrupted one, the
+    forgotten one equal up to the stop and off it after, SequentialLR's warm-up at 7x."""
+    plots = load_module(ROOT / "scripts" / "plots.py", "plots")
+    data, stop = plots.scheduler_curves()
+    assert list(data) == plots.FAMILIES and stop == 10
+    for name, runs in data.items():
+        assert runs["resumed"] == runs["uninterrupted"], name
+        assert runs["forgotten"][:stop + 1] == runs["uninterrupted"][:stop + 1], name
+        assert runs["forgotten"][stop + 1:] != runs["uninterrupted"][stop + 1:], name
+    seq = data["SequentialLR"]
+    assert round(max(seq["forgotten"]) / max(seq["uninterrupted"])) == 7
+    # each page embeds its language's plot, with alt text in its language
+    for path, png in zip(both_languages(PAGE), ("schedulers-resume.png",
+                                                "schedulers-resume.ja.png")):
+        assert (DOCS / "assets" / "plots" / png).is_file()
+        alt = re.search(r"!\[([^\]]+)\]\(\.\./assets/plots/" + re.escape(png) + r"\)",
+                        path.read_text(encoding="utf-8"))
+        assert alt, f"{path.name} does not embed {png}"
+        assert re.search(r"[\u3040-\u30ff]", alt[1]) if ".ja." in path.name else alt[1].isascii()
+    assert all(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", v) for v in plots.LABELS["ja"].values())
