@@ -183,3 +183,64 @@ def test_the_plot_shows_the_page_curves():
         assert alt, f"{path.name} does not embed {png}"
         assert re.search(r"[\u3040-\u30ff]", alt[1]) if ".ja." in path.name else alt[1].isascii()
     assert all(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", v) for v in plots.LABELS["ja"].values())
+
+
+def test_step_with_an_epoch_warns_and_composites_refuse_it(ns):
+    """The two warnings the page quotes, triggered here; SequentialLR and ChainedScheduler
+    take no epoch."""
+    import warnings
+    optimizer = ns["make_optimizer"]()
+    scheduler = ns["SCHEDULERS"]["StepLR"](optimizer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scheduler.step(3)
+    messages = [f"{w.category.__name__}: {w.message}" for w in caught]
+    assert len(messages) == 2 and messages[1].startswith("UserWarning: The epoch parameter")
+    assert_quoted(PAGE, *messages)
+    for cls in (sched.SequentialLR, sched.ChainedScheduler):
+        assert list(inspect.signature(cls.step).parameters) == ["self"]
+
+
+def test_the_documentation_asks_for_per_batch_steps():
+    for cls in (sched.OneCycleLR, sched.CyclicLR):
+        assert "`step` should be called after a batch has been used for training." in cls.__doc__
+    assert "scheduler.step(epoch + i / iters)" in sched.CosineAnnealingWarmRestarts.step.__doc__
+
+
+def test_warm_restarts_stepped_per_batch_resume_exactly(tmp_path):
+    """CosineAnnealingWarmRestarts with a fractional epoch per batch, stopped mid-epoch."""
+    iters, epochs = 4, 6
+
+    def build():
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return optimizer, sched.CosineAnnealingWarmRestarts(optimizer, T_0=2, T_mult=2)
+
+    def run(optimizer, scheduler, start, stop):
+        lrs = []
+        for k in range(start, stop):
+            epoch, i = divmod(k, iters)
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step(epoch + i / iters)
+        return lrs
+
+    reference = run(*build(), 0, epochs * iters)
+    optimizer, scheduler = build()
+    first = run(optimizer, scheduler, 0, 11)
+    torch.save({"o": optimizer.state_dict(), "s": scheduler.state_dict()}, tmp_path / "c.pt")
+    checkpoint = torch.load(tmp_path / "c.pt", weights_only=True)
+    optimizer, scheduler = build()
+    optimizer.load_state_dict(checkpoint["o"])
+    scheduler.load_state_dict(checkpoint["s"])
+    assert first + run(optimizer, scheduler, 11, epochs * iters) == reference
+
+
+def test_chained_scheduler_loads_inner_states_by_position(ns):
+    """No type check: a LinearLR's state goes into an ExponentialLR without an error."""
+    state = ns["checkpoint_at"]("ChainedScheduler")["scheduler"]
+    optimizer = ns["make_optimizer"]()
+    swapped = sched.ChainedScheduler([sched.ExponentialLR(optimizer, gamma=0.9),
+                                      sched.LinearLR(optimizer, start_factor=0.1, total_iters=5)])
+    swapped.load_state_dict(state)
+    assert isinstance(swapped._schedulers[0], sched.ExponentialLR)
+    assert swapped._schedulers[0].start_factor == 0.1  # LinearLR's key, now on the other one

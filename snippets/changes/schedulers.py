@@ -365,3 +365,19 @@ for name in SCHEDULERS:
     same = train(optimizer, scheduler, STOP, STEPS) == uninterrupted(name)[STOP:]
     print(f"{name:28} {'equal' if same else 'DIFFERS'}")
 # --8<-- [end:last_epoch]
+
+
+# --8<-- [start:step_epoch]
+import warnings
+
+optimizer = make_optimizer()
+scheduler = SCHEDULERS["LinearLR"](optimizer)
+optimizer.load_state_dict(checkpoint_at("LinearLR")["optimizer"])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    scheduler.step(STOP)  # jump to step 10
+for warning in caught:
+    print(f"{warning.category.__name__}: {warning.message}")
+same = train(optimizer, scheduler, STOP, STEPS) == uninterrupted("LinearLR")[STOP:]
+print(f"LinearLR after step({STOP}): {'equal' if same else 'DIFFERS'}")
+# --8<-- [end:step_epoch]
