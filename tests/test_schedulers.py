@@ -244,3 +244,14 @@ def test_chained_scheduler_loads_inner_states_by_position(ns):
     swapped.load_state_dict(state)
     assert isinstance(swapped._schedulers[0], sched.ExponentialLR)
     assert swapped._schedulers[0].start_factor == 0.1  # LinearLR's key, now on the other one
+
+
+def test_loading_overwrites_the_peak_given_to_the_constructor(ns):
+    """The page: a new max_lr or base given to the constructors is overwritten by loading."""
+    checkpoint = ns["checkpoint_at"]("OneCycleLR")
+    optimizer = ns["make_optimizer"]()
+    scheduler = sched.OneCycleLR(optimizer, max_lr=0.05, total_steps=24)
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    assert optimizer.param_groups[0]["max_lr"] == 0.1
+    assert scheduler.base_lrs == checkpoint["scheduler"]["base_lrs"]
