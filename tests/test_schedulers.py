@@ -255,3 +255,70 @@ def test_loading_overwrites_the_peak_given_to_the_constructor(ns):
     scheduler.load_state_dict(checkpoint["scheduler"])
     assert optimizer.param_groups[0]["max_lr"] == 0.1
     assert scheduler.base_lrs == checkpoint["scheduler"]["base_lrs"]
+
+
+COMPOSITES = {
+    "SequentialLR": lambda o: sched.SequentialLR(o, [
+        sched.LinearLR(o, start_factor=0.1, total_iters=5),
+        sched.CosineAnnealingLR(o, T_max=19)], milestones=[5]),
+    "ChainedScheduler": lambda o: sched.ChainedScheduler([
+        sched.ConstantLR(o, factor=0.5, total_iters=3),
+        sched.ExponentialLR(o, gamma=0.9)]),
+    "SequentialLR, three phases": lambda o: sched.SequentialLR(o, [
+        sched.ConstantLR(o, factor=0.2, total_iters=4),
+        sched.StepLR(o, step_size=3, gamma=0.5),
+        sched.PolynomialLR(o, total_iters=10)], milestones=[4, 12]),
+}
+
+
+def _two_groups(lr):
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    return torch.optim.Adam([{"params": [a]}, {"params": [b], "lr": lr / 10}], lr=lr)
+
+
+def _lrs(optimizer, scheduler, steps):
+    out = []
+    for _ in range(steps):
+        out.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
+def test_set_composite_lr_matches_a_run_with_the_new_base(name, tmp_path):
+    import checkpoint_files
+    total, new = 24, [3e-2, 3e-3]
+    reference = _two_groups(new[0])
+    expected = _lrs(reference, COMPOSITES[name](reference), total)
+    for stop in (1, 5, 13):
+        first = _two_groups(0.1)
+        scheduler = COMPOSITES[name](first)
+        _lrs(first, scheduler, stop)
+        torch.save({"o": first.state_dict(), "s": scheduler.state_dict()}, tmp_path / "c.pt")
+        checkpoint = torch.load(tmp_path / "c.pt", weights_only=True)
+        optimizer = _two_groups(0.1)
+        scheduler = COMPOSITES[name](optimizer)
+        optimizer.load_state_dict(checkpoint["o"])
+        scheduler.load_state_dict(checkpoint["s"])
+        checkpoint_files.set_composite_lr(optimizer, scheduler, lr=new)
+        got = _lrs(optimizer, scheduler, total - stop)
+        flat = lambda rows: [x for row in rows for x in row]  # noqa: E731
+        assert flat(got) == pytest.approx(flat(expected[stop:]), rel=1e-12, abs=1e-15), stop
+
+
+def test_set_composite_lr_refuses_what_does_not_scale():
+    import checkpoint_files
+    optimizer = _two_groups(0.1)
+    scheduler = sched.SequentialLR(optimizer, [
+        sched.LinearLR(optimizer, start_factor=0.1, total_iters=5),
+        sched.CosineAnnealingLR(optimizer, T_max=19, eta_min=1e-4)], milestones=[5])
+    with pytest.raises(TypeError, match="set_composite_lr: CosineAnnealingLR inside a "
+                                        "SequentialLR does not scale"):
+        checkpoint_files.set_composite_lr(optimizer, scheduler, lr=0.05)
+    chained = sched.ChainedScheduler([sched.CyclicLR(optimizer, base_lr=0.01, max_lr=0.1)])
+    with pytest.raises(TypeError, match="CyclicLR inside a ChainedScheduler"):
+        checkpoint_files.set_composite_lr(optimizer, chained, lr=0.05)
+    scheduler = COMPOSITES["SequentialLR"](optimizer)
+    with pytest.raises(ValueError, match="3 learning rates for 2 parameter groups"):
+        checkpoint_files.set_composite_lr(optimizer, scheduler, lr=[1, 2, 3])

@@ -1,7 +1,7 @@
 # Recipe: learning-rate schedulers on resume: what each one saves, the order that restores it,
 # and what to do when the plan changes. Page: docs/changes/schedulers.md (and .ja.md).
 # Sections are embedded in page order; scripts/plots.py draws the page's plot from them.
-from checkpoint_files import set_hyperparameters
+from checkpoint_files import set_composite_lr, set_hyperparameters
 
 # --8<-- [start:recipe]
 import torch
@@ -84,7 +84,7 @@ def uninterrupted(name):
 
 
 def checkpoint_at(name, stop=STOP):
-    """Train to `stop`, save both state dicts to a file and load them as a new process would."""
+    """Train to `stop`, save both state dicts to a file, and load them back from it."""
     optimizer = make_optimizer()
     scheduler = SCHEDULERS[name](optimizer)
     train(optimizer, scheduler, 0, stop)
@@ -344,6 +344,19 @@ got = train(optimizer, scheduler, STOP, STEPS)[1:]
 print(f"equal to a run with the new bounds: "
       f"{max(abs(a[0] - b[0]) for a, b in zip(got, expected)) < 1e-12}")
 # --8<-- [end:change_cyclic]
+
+
+# --8<-- [start:change_composite]
+for name in ("SequentialLR", "ChainedScheduler"):
+    optimizer, scheduler = resumed(name, checkpoint_at(name))
+    set_composite_lr(optimizer, scheduler, lr=0.05)  # after loading
+
+    reference = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.05)
+    expected = train(reference, SCHEDULERS[name](reference), 0, STEPS)[STOP:]
+    got = train(optimizer, scheduler, STOP, STEPS)
+    print(f"{name}: equal to a run with base 0.05: "
+          f"{max(abs(a[0] - b[0]) for a, b in zip(got, expected)) < 1e-12}")
+# --8<-- [end:change_composite]
 
 
 # --8<-- [start:last_epoch_error]

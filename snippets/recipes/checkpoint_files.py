@@ -261,3 +261,30 @@ def set_hyperparameters(optimizer, scheduler=None, lr=None, weight_decay=None):
                 (lr - eta_min) / (scheduler.base_lrs[i] - eta_min))
             scheduler.base_lrs[i] = group["initial_lr"] = lr
 # --8<-- [end:hyperparameters_set]
+
+
+# --8<-- [start:hyperparameters_composite]
+def set_composite_lr(optimizer, scheduler, lr):
+    """set_hyperparameters' new base learning rate for a SequentialLR or ChainedScheduler
+    whose inner schedulers all scale with their base and anneal to 0 (no eta_min).
+
+    Their learning rate is then base_lr * f(step), so the new base scales the current value
+    and becomes every inner scheduler's base. Call it after loading, like set_hyperparameters.
+    """
+    inner = scheduler._schedulers  # torch's name for the inner schedulers of both composites
+    odd = [type(s).__name__ for s in inner
+           if type(s) not in SCALED_BY_BASE or getattr(s, "eta_min", 0.0) != 0.0]
+    if odd:
+        raise TypeError(f"set_composite_lr: {', '.join(odd)} inside a "
+                        f"{type(scheduler).__name__} does not scale with the base learning "
+                        f"rate; build a new {type(scheduler).__name__} with the new value")
+    lrs = lr if isinstance(lr, (list, tuple)) else [lr] * len(optimizer.param_groups)
+    if len(lrs) != len(optimizer.param_groups):
+        raise ValueError(f"set_composite_lr: {len(lrs)} learning rates for "
+                         f"{len(optimizer.param_groups)} parameter groups")
+    for i, (group, lr) in enumerate(zip(optimizer.param_groups, lrs)):
+        group["lr"] *= lr / group["initial_lr"]
+        group["initial_lr"] = lr
+        for s in inner:
+            s.base_lrs[i] = lr
+# --8<-- [end:hyperparameters_composite]
