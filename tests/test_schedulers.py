@@ -322,3 +322,21 @@ def test_set_composite_lr_refuses_what_does_not_scale():
     scheduler = COMPOSITES["SequentialLR"](optimizer)
     with pytest.raises(ValueError, match="3 learning rates for 2 parameter groups"):
         checkpoint_files.set_composite_lr(optimizer, scheduler, lr=[1, 2, 3])
+
+
+def test_lambda_lr_saves_no_function_of_any_kind():
+    """A def function is saved as None like a lambda; a callable object as its __dict__."""
+    def halve(step):
+        return 0.5**step
+
+    class Factor:
+        def __init__(self):
+            self.k = 3
+
+        def __call__(self, step):
+            return 1.0
+
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    state = sched.LambdaLR(optimizer, [halve]).state_dict()
+    assert state["lr_lambdas"] == [None]
+    assert sched.LambdaLR(optimizer, [Factor()]).state_dict()["lr_lambdas"] == [{"k": 3}]
