@@ -25,7 +25,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test test-gpu test-portable test-a11y outputs zensical-parity node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build test test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ test-a11y: $(DEPS) node browser ## axe-core on every page, both languages and co
 
 outputs: $(DEPS) ## Rerun the page blocks and rewrite their stored outputs (outputs/)
 	$(PYTHON) scripts/outputs.py
+
+plots: $(DEPS) ## Redraw the plots pages embed (docs/assets/plots/) from the recipes' code
+	$(PYTHON) scripts/plots.py
 
 # The newest Zensical in a venv of its own (it is not pinned: the point is to see the newest).
 zensical-parity: $(DOCS_DEPS) node ## Build with the newest Zensical too; report what differs (never fails)

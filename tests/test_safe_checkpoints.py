@@ -335,11 +335,9 @@ def test_a_replaced_file_keeps_its_mode(sc, tmp_path):
 
 # --- set_hyperparameters against an uninterrupted run, for every scheduler family ----------
 
-def _section_namespace(*names):
-    from cookbook_testing.pages import section_source
-    ns: dict = {}
-    exec(compile(section_source(SNIPPET, *names), str(SNIPPET), "exec"), ns)
-    return ns
+def _library():
+    import checkpoint_files  # set_hyperparameters is in the site's checkpoint library
+    return checkpoint_files
 
 
 SCHEDULES = {
@@ -375,7 +373,7 @@ def _two_groups(lr):
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
 def test_set_hyperparameters_matches_a_run_with_the_new_base(name):
-    ns = _section_namespace("hyperparameters_set")
+    ns = vars(_library())
     new_lr, old_lr, k, total = 3e-4, 1e-3, 11, 30
     reference = _two_groups(new_lr)
     expected = _lrs(reference, SCHEDULES[name](reference), total)
@@ -397,7 +395,7 @@ def test_set_hyperparameters_matches_a_run_with_the_new_base(name):
 
 
 def test_set_hyperparameters_with_reduce_on_plateau_and_without_scheduler():
-    ns = _section_namespace("hyperparameters_set")
+    ns = vars(_library())
     optimizer = _two_groups(1e-3)
     ns["set_hyperparameters"](optimizer, lr=5e-4)
     assert [g["lr"] for g in optimizer.param_groups] == [5e-4, 5e-4]
@@ -418,7 +416,7 @@ def test_set_hyperparameters_with_reduce_on_plateau_and_without_scheduler():
     lambda o: torch.optim.lr_scheduler.CyclicLR(o, base_lr=1e-4, max_lr=1e-3, step_size_up=4),
 ], ids=["SequentialLR", "ChainedScheduler", "CyclicLR"])
 def test_set_hyperparameters_refuses_what_it_cannot_do_right(make):
-    ns = _section_namespace("hyperparameters_set")
+    ns = vars(_library())
     optimizer = _two_groups(1e-3)
     scheduler = make(optimizer)
     name = type(scheduler).__name__

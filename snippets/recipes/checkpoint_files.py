@@ -1,7 +1,8 @@
 # Recipe: checkpoint files that survive crashes, corruption and untrusted sources: the
 # reusable functions. Page: docs/recipes/safe-checkpoints.md (and .ja.md), which embeds these
-# sections between its examples (snippets/recipes/safe_checkpoints.py); tests import this
-# file as the module checkpoint_files.
+# sections between its examples (snippets/recipes/safe_checkpoints.py); the hyperparameter
+# sections are also on docs/changes/schedulers.md. Tests import this file as the module
+# checkpoint_files.
 
 # --8<-- [start:atomic_write]
 import contextlib
@@ -213,3 +214,78 @@ def load_latest(directory, log=print, **kwargs):
             log(f"skipped {e}")
     raise CheckpointError(f"{directory}: none of {candidates} loads; see the messages above")
 # --8<-- [end:load_latest]
+
+
+# --8<-- [start:hyperparameters_set]
+from torch.optim import lr_scheduler as schedulers
+
+# Schedulers whose learning rate is eta_min + (base_lr - eta_min) * f(step): changing the
+# base scales the distance to eta_min (0 for most of them) at the current point.
+SCALED_BY_BASE = (schedulers.LambdaLR, schedulers.MultiplicativeLR, schedulers.StepLR,
+                  schedulers.MultiStepLR, schedulers.ConstantLR, schedulers.LinearLR,
+                  schedulers.ExponentialLR, schedulers.PolynomialLR,
+                  schedulers.CosineAnnealingLR, schedulers.CosineAnnealingWarmRestarts)
+
+
+def set_hyperparameters(optimizer, scheduler=None, lr=None, weight_decay=None):
+    """Change lr and weight decay after loading, as if the run had used them from the start.
+
+    `lr` is the new base learning rate, or a list with one per parameter group (OneCycleLR:
+    the new max_lr; ReduceLROnPlateau or no scheduler: the learning rate from now on). A
+    schedule keeps its shape and its position.
+    Composite and two-bound schedulers (SequentialLR, ChainedScheduler, CyclicLR) are
+    refused: build them anew with the new values instead.
+    """
+    kind = type(scheduler)
+    if lr is not None and scheduler is not None and kind is not schedulers.ReduceLROnPlateau \
+            and kind is not schedulers.OneCycleLR and kind not in SCALED_BY_BASE:
+        raise TypeError(f"set_hyperparameters: cannot change the learning rate of a "
+                        f"{kind.__name__}; build a new {kind.__name__} with the new value")
+    lrs = lr if isinstance(lr, (list, tuple)) else [lr] * len(optimizer.param_groups)
+    if len(lrs) != len(optimizer.param_groups):
+        raise ValueError(f"set_hyperparameters: {len(lrs)} learning rates for "
+                         f"{len(optimizer.param_groups)} parameter groups")
+    for i, (group, lr) in enumerate(zip(optimizer.param_groups, lrs)):
+        if weight_decay is not None:
+            group["weight_decay"] = weight_decay
+        if lr is None:
+            continue
+        if scheduler is None or kind is schedulers.ReduceLROnPlateau:
+            group["lr"] = lr
+        elif kind is schedulers.OneCycleLR:  # it computes every lr from these three
+            ratio = lr / group["max_lr"]
+            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+                group[key] *= ratio
+        else:
+            eta_min = getattr(scheduler, "eta_min", 0.0)
+            group["lr"] = eta_min + (group["lr"] - eta_min) * (
+                (lr - eta_min) / (scheduler.base_lrs[i] - eta_min))
+            scheduler.base_lrs[i] = group["initial_lr"] = lr
+# --8<-- [end:hyperparameters_set]
+
+
+# --8<-- [start:hyperparameters_composite]
+def set_composite_lr(optimizer, scheduler, lr):
+    """set_hyperparameters' new base learning rate for a SequentialLR or ChainedScheduler
+    whose inner schedulers all scale with their base and anneal to 0 (no eta_min).
+
+    Their learning rate is then base_lr * f(step), so the new base scales the current value
+    and becomes every inner scheduler's base. Call it after loading, like set_hyperparameters.
+    """
+    inner = scheduler._schedulers  # torch's name for the inner schedulers of both composites
+    odd = [type(s).__name__ for s in inner
+           if type(s) not in SCALED_BY_BASE or getattr(s, "eta_min", 0.0) != 0.0]
+    if odd:
+        raise TypeError(f"set_composite_lr: {', '.join(odd)} inside a "
+                        f"{type(scheduler).__name__} does not scale with the base learning "
+                        f"rate; build a new {type(scheduler).__name__} with the new value")
+    lrs = lr if isinstance(lr, (list, tuple)) else [lr] * len(optimizer.param_groups)
+    if len(lrs) != len(optimizer.param_groups):
+        raise ValueError(f"set_composite_lr: {len(lrs)} learning rates for "
+                         f"{len(optimizer.param_groups)} parameter groups")
+    for i, (group, lr) in enumerate(zip(optimizer.param_groups, lrs)):
+        group["lr"] *= lr / group["initial_lr"]
+        group["initial_lr"] = lr
+        for s in inner:
+            s.base_lrs[i] = lr
+# --8<-- [end:hyperparameters_composite]

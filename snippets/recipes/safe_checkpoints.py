@@ -5,7 +5,7 @@
 import os
 
 from checkpoint_files import (TMP_PREFIX, CheckpointError, atomic_write, clean_leftovers,
-                              load_checkpoint, load_latest, save_checkpoint)
+                              load_checkpoint, load_latest, save_checkpoint, set_hyperparameters)
 
 # --8<-- [start:running_example]
 import torch
@@ -224,53 +224,6 @@ train_one_epoch(model2, optimizer2)
 scheduler2.step()
 print(f"lr {group['lr']:.4g}")  # LambdaLR recomputed it from the saved base_lrs
 # --8<-- [end:hyperparameters_naive]
-
-# --8<-- [start:hyperparameters_set]
-from torch.optim import lr_scheduler as schedulers
-
-# Schedulers whose learning rate is eta_min + (base_lr - eta_min) * f(step): changing the
-# base scales the distance to eta_min (0 for most of them) at the current point.
-SCALED_BY_BASE = (schedulers.LambdaLR, schedulers.MultiplicativeLR, schedulers.StepLR,
-                  schedulers.MultiStepLR, schedulers.ConstantLR, schedulers.LinearLR,
-                  schedulers.ExponentialLR, schedulers.PolynomialLR,
-                  schedulers.CosineAnnealingLR, schedulers.CosineAnnealingWarmRestarts)
-
-
-def set_hyperparameters(optimizer, scheduler=None, lr=None, weight_decay=None):
-    """Change lr and weight decay after loading, as if the run had used them from the start.
-
-    `lr` is the new base learning rate, or a list with one per parameter group (OneCycleLR:
-    the new max_lr; ReduceLROnPlateau or no scheduler: the learning rate from now on). A
-    schedule keeps its shape and its position.
-    Composite and two-bound schedulers (SequentialLR, ChainedScheduler, CyclicLR) are
-    refused: build them anew with the new values instead.
-    """
-    kind = type(scheduler)
-    if lr is not None and scheduler is not None and kind is not schedulers.ReduceLROnPlateau \
-            and kind is not schedulers.OneCycleLR and kind not in SCALED_BY_BASE:
-        raise TypeError(f"set_hyperparameters: cannot change the learning rate of a "
-                        f"{kind.__name__}; build a new {kind.__name__} with the new value")
-    lrs = lr if isinstance(lr, (list, tuple)) else [lr] * len(optimizer.param_groups)
-    if len(lrs) != len(optimizer.param_groups):
-        raise ValueError(f"set_hyperparameters: {len(lrs)} learning rates for "
-                         f"{len(optimizer.param_groups)} parameter groups")
-    for i, (group, lr) in enumerate(zip(optimizer.param_groups, lrs)):
-        if weight_decay is not None:
-            group["weight_decay"] = weight_decay
-        if lr is None:
-            continue
-        if scheduler is None or kind is schedulers.ReduceLROnPlateau:
-            group["lr"] = lr
-        elif kind is schedulers.OneCycleLR:  # it computes every lr from these three
-            ratio = lr / group["max_lr"]
-            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
-                group[key] *= ratio
-        else:
-            eta_min = getattr(scheduler, "eta_min", 0.0)
-            group["lr"] = eta_min + (group["lr"] - eta_min) * (
-                (lr - eta_min) / (scheduler.base_lrs[i] - eta_min))
-            scheduler.base_lrs[i] = group["initial_lr"] = lr
-# --8<-- [end:hyperparameters_set]
 
 # --8<-- [start:hyperparameters_set_demo]
 model2, optimizer2, scheduler2, start_epoch, path = resume("checkpoints")

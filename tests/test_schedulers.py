@@ -1,0 +1,342 @@
+"""Learning-rate schedulers on resume (docs/changes/schedulers.md): the claims its blocks do
+not show. The definitions are the page's own `families` section of
+snippets/changes/schedulers.py; the plot's data comes from scripts/plots.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+
+import pytest
+import torch
+from torch.optim import lr_scheduler as sched
+
+from cookbook_testing.pages import (DOCS, ROOT, SNIPPETS, assert_quoted, both_languages,
+                                    load_module, section_source)
+
+PAGE = "changes/schedulers.md"
+SNIPPET = SNIPPETS / "changes" / "schedulers.py"
+NAMES = ["StepLR", "MultiStepLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
+         "OneCycleLR", "CyclicLR", "LambdaLR", "LinearLR", "SequentialLR", "ChainedScheduler",
+         "ReduceLROnPlateau"]
+
+
+@pytest.fixture(scope="module")
+def ns():
+    namespace: dict = {}
+    exec(compile(section_source(SNIPPET, "families"), str(SNIPPET), "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # checkpoint_at writes checkpoint.pt
+
+
+def test_the_page_covers_the_eleven(ns):
+    assert list(ns["SCHEDULERS"]) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resumed_curve_equals_the_uninterrupted_one(ns, name):
+    """Stopped anywhere (first step, page's stop, late), resumed from the file: the learning
+    rate and beta1 of every step are equal float for float; without the scheduler's state
+    they are not."""
+    reference = ns["uninterrupted"](name)
+    for stop in (1, ns["STOP"], 17):
+        checkpoint = ns["checkpoint_at"](name, stop)
+        optimizer, scheduler = ns["resumed"](name, checkpoint)
+        assert reference[:stop] + ns["train"](optimizer, scheduler, stop, ns["STEPS"]) \
+            == reference, (name, stop)
+        # a second resume from the same loaded dict (CyclicLR's load mutates it: resumed()
+        # passes a copy) gives the same curve
+        optimizer, scheduler = ns["resumed"](name, checkpoint)
+        assert ns["train"](optimizer, scheduler, stop, ns["STEPS"]) == reference[stop:]
+    optimizer, scheduler = ns["resumed"](name, ns["checkpoint_at"](name), load_scheduler=False)
+    assert ns["train"](optimizer, scheduler, ns["STOP"], ns["STEPS"]) != reference[ns["STOP"]:]
+
+
+def test_the_recipe_resumes_a_model_exactly(tmp_path):
+    """The copyable `recipe` section: build both, load both, in a fresh namespace."""
+    recipe: dict = {}
+    exec(compile(section_source(SNIPPET, "recipe"), str(SNIPPET), "exec"), recipe)
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3), torch.randn(8, 2)
+
+    def steps(model, optimizer, scheduler, n):
+        lrs = []
+        for _ in range(n):
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+            lrs.append(optimizer.param_groups[0]["lr"])
+        return lrs
+
+    torch.manual_seed(1)
+    model = torch.nn.Linear(3, 2)
+    start = copy.deepcopy(model.state_dict())
+    optimizer, scheduler = recipe["build"](model, total_steps=12)
+    reference = steps(model, optimizer, scheduler, 12)
+
+    model2 = torch.nn.Linear(3, 2)
+    model2.load_state_dict(start)
+    optimizer, scheduler = recipe["build"](model2, total_steps=12)
+    first = steps(model2, optimizer, scheduler, 5)
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "step": 5}, tmp_path / "ck.pt")
+    optimizer, scheduler, step = recipe["resume"](model2, tmp_path / "ck.pt", total_steps=12)
+    assert step == 5
+    assert first + steps(model2, optimizer, scheduler, 7) == reference
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), model2.parameters()))
+
+
+def test_messages_the_page_quotes(ns):
+    """Each message, triggered under the pinned torch and quoted verbatim on both pages."""
+    # OneCycleLR stepped past total_steps
+    optimizer, scheduler = ns["resumed"]("OneCycleLR", ns["checkpoint_at"]("OneCycleLR", 24))
+    with pytest.raises(ValueError) as e:
+        ns["train"](optimizer, scheduler, 24, 25)
+    assert str(e.value) == "Tried to step 25 times. The specified number of total steps is 24"
+    assert_quoted(PAGE, f"ValueError: {e.value}")
+
+    # last_epoch on an optimizer without initial_lr
+    with pytest.raises(KeyError) as e:
+        sched.StepLR(ns["make_optimizer"](), step_size=3, last_epoch=4)
+    message = e.value.args[0]
+    assert message.startswith("param 'initial_lr' is not specified in param_groups[0]")
+    assert_quoted(PAGE, f"KeyError: {message}")
+
+    # CyclicLR: a state dict loads once
+    state = ns["checkpoint_at"]("CyclicLR")["scheduler"]
+    scheduler = ns["SCHEDULERS"]["CyclicLR"](ns["make_optimizer"]())
+    scheduler.load_state_dict(copy.deepcopy(state))
+    scheduler.load_state_dict(state)
+    assert "_scale_fn_custom" not in state
+    with pytest.raises(KeyError) as e:
+        scheduler.load_state_dict(state)
+    assert_quoted(PAGE, f"KeyError: {e.value}")
+
+    # set_hyperparameters refuses the composites and CyclicLR
+    import checkpoint_files
+    with pytest.raises(TypeError) as e:
+        checkpoint_files.set_hyperparameters(scheduler.optimizer, scheduler, lr=0.05)
+    assert_quoted(PAGE, f"TypeError: {e.value}")
+
+
+def test_cycle_momentum_sets_sgd_momentum_too():
+    """The page: CyclicLR and OneCycleLR cycle Adam's beta1 or SGD's momentum."""
+    for make in (lambda o: sched.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=2),
+                 lambda o: sched.OneCycleLR(o, max_lr=0.1, total_steps=6)):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+        scheduler = make(optimizer)
+        seen = set()
+        for _ in range(5):
+            optimizer.step()
+            scheduler.step()
+            seen.add(optimizer.param_groups[0]["momentum"])
+        assert len(seen) > 2
+
+
+def test_last_epoch_takes_a_counter_not_the_state(ns):
+    """Which schedulers take last_epoch, and what it cannot restore."""
+    for name, cls in ((n, getattr(sched, n)) for n in NAMES):
+        takes = "last_epoch" in inspect.signature(cls).parameters
+        assert takes == (name not in ("ReduceLROnPlateau", "ChainedScheduler")), name
+    stop = ns["STOP"]
+    checkpoint = ns["checkpoint_at"]("CosineAnnealingWarmRestarts")
+    optimizer = ns["make_optimizer"]()
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler = ns["SCHEDULERS"]["CosineAnnealingWarmRestarts"](optimizer, stop - 1)
+    assert scheduler.last_epoch == checkpoint["scheduler"]["last_epoch"] == stop
+    assert scheduler.T_cur != checkpoint["scheduler"]["T_cur"]  # the restarts are missed
+
+    checkpoint = ns["checkpoint_at"]("SequentialLR")
+    optimizer = ns["make_optimizer"]()
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler = ns["SCHEDULERS"]["SequentialLR"](optimizer, stop - 1)
+    assert scheduler.last_epoch == stop
+    saved = [inner["last_epoch"] for inner in checkpoint["scheduler"]["_schedulers"]]
+    assert [inner.last_epoch for inner in scheduler._schedulers] == [0, -1] != saved
+
+
+def test_the_plot_shows_the_page_curves():
+    """The data scripts/plots.py draws: the resumed curve on the uninterrupted one, the
+    forgotten one equal up to the stop and off it after, SequentialLR's warm-up at 7x."""
+    plots = load_module(ROOT / "scripts" / "plots.py", "plots")
+    data, stop = plots.scheduler_curves()
+    assert list(data) == plots.FAMILIES and stop == 10
+    for name, runs in data.items():
+        assert runs["resumed"] == runs["uninterrupted"], name
+        assert runs["forgotten"][:stop + 1] == runs["uninterrupted"][:stop + 1], name
+        assert runs["forgotten"][stop + 1:] != runs["uninterrupted"][stop + 1:], name
+    seq = data["SequentialLR"]
+    assert round(max(seq["forgotten"]) / max(seq["uninterrupted"])) == 7
+    # each page embeds its language's plot, with alt text in its language
+    for path, png in zip(both_languages(PAGE), ("schedulers-resume.png",
+                                                "schedulers-resume.ja.png")):
+        assert (DOCS / "assets" / "plots" / png).is_file()
+        alt = re.search(r"!\[([^\]]+)\]\(\.\./assets/plots/" + re.escape(png) + r"\)",
+                        path.read_text(encoding="utf-8"))
+        assert alt, f"{path.name} does not embed {png}"
+        assert re.search(r"[\u3040-\u30ff]", alt[1]) if ".ja." in path.name else alt[1].isascii()
+    assert all(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", v) for v in plots.LABELS["ja"].values())
+
+
+def test_step_with_an_epoch_warns_and_composites_refuse_it(ns):
+    """The two warnings the page quotes, triggered here; SequentialLR and ChainedScheduler
+    take no epoch."""
+    import warnings
+    optimizer = ns["make_optimizer"]()
+    scheduler = ns["SCHEDULERS"]["StepLR"](optimizer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scheduler.step(3)
+    messages = [f"{w.category.__name__}: {w.message}" for w in caught]
+    assert len(messages) == 2 and messages[1].startswith("UserWarning: The epoch parameter")
+    assert_quoted(PAGE, *messages)
+    for cls in (sched.SequentialLR, sched.ChainedScheduler):
+        assert list(inspect.signature(cls.step).parameters) == ["self"]
+
+
+def test_the_documentation_asks_for_per_batch_steps():
+    for cls in (sched.OneCycleLR, sched.CyclicLR):
+        assert "`step` should be called after a batch has been used for training." in cls.__doc__
+    assert "scheduler.step(epoch + i / iters)" in sched.CosineAnnealingWarmRestarts.step.__doc__
+
+
+def test_warm_restarts_stepped_per_batch_resume_exactly(tmp_path):
+    """CosineAnnealingWarmRestarts with a fractional epoch per batch, stopped mid-epoch."""
+    iters, epochs = 4, 6
+
+    def build():
+        optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return optimizer, sched.CosineAnnealingWarmRestarts(optimizer, T_0=2, T_mult=2)
+
+    def run(optimizer, scheduler, start, stop):
+        lrs = []
+        for k in range(start, stop):
+            epoch, i = divmod(k, iters)
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step(epoch + i / iters)
+        return lrs
+
+    reference = run(*build(), 0, epochs * iters)
+    optimizer, scheduler = build()
+    first = run(optimizer, scheduler, 0, 11)
+    torch.save({"o": optimizer.state_dict(), "s": scheduler.state_dict()}, tmp_path / "c.pt")
+    checkpoint = torch.load(tmp_path / "c.pt", weights_only=True)
+    optimizer, scheduler = build()
+    optimizer.load_state_dict(checkpoint["o"])
+    scheduler.load_state_dict(checkpoint["s"])
+    assert first + run(optimizer, scheduler, 11, epochs * iters) == reference
+
+
+def test_chained_scheduler_loads_inner_states_by_position(ns):
+    """No type check: a LinearLR's state goes into an ExponentialLR without an error."""
+    state = ns["checkpoint_at"]("ChainedScheduler")["scheduler"]
+    optimizer = ns["make_optimizer"]()
+    swapped = sched.ChainedScheduler([sched.ExponentialLR(optimizer, gamma=0.9),
+                                      sched.LinearLR(optimizer, start_factor=0.1, total_iters=5)])
+    swapped.load_state_dict(state)
+    assert isinstance(swapped._schedulers[0], sched.ExponentialLR)
+    assert swapped._schedulers[0].start_factor == 0.1  # LinearLR's key, now on the other one
+
+
+def test_loading_overwrites_the_peak_given_to_the_constructor(ns):
+    """The page: a new max_lr or base given to the constructors is overwritten by loading."""
+    checkpoint = ns["checkpoint_at"]("OneCycleLR")
+    optimizer = ns["make_optimizer"]()
+    scheduler = sched.OneCycleLR(optimizer, max_lr=0.05, total_steps=24)
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    assert optimizer.param_groups[0]["max_lr"] == 0.1
+    assert scheduler.base_lrs == checkpoint["scheduler"]["base_lrs"]
+
+
+COMPOSITES = {
+    "SequentialLR": lambda o: sched.SequentialLR(o, [
+        sched.LinearLR(o, start_factor=0.1, total_iters=5),
+        sched.CosineAnnealingLR(o, T_max=19)], milestones=[5]),
+    "ChainedScheduler": lambda o: sched.ChainedScheduler([
+        sched.ConstantLR(o, factor=0.5, total_iters=3),
+        sched.ExponentialLR(o, gamma=0.9)]),
+    "SequentialLR, three phases": lambda o: sched.SequentialLR(o, [
+        sched.ConstantLR(o, factor=0.2, total_iters=4),
+        sched.StepLR(o, step_size=3, gamma=0.5),
+        sched.PolynomialLR(o, total_iters=10)], milestones=[4, 12]),
+}
+
+
+def _two_groups(lr):
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    return torch.optim.Adam([{"params": [a]}, {"params": [b], "lr": lr / 10}], lr=lr)
+
+
+def _lrs(optimizer, scheduler, steps):
+    out = []
+    for _ in range(steps):
+        out.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
+def test_set_composite_lr_matches_a_run_with_the_new_base(name, tmp_path):
+    import checkpoint_files
+    total, new = 24, [3e-2, 3e-3]
+    reference = _two_groups(new[0])
+    expected = _lrs(reference, COMPOSITES[name](reference), total)
+    for stop in (1, 5, 13):
+        first = _two_groups(0.1)
+        scheduler = COMPOSITES[name](first)
+        _lrs(first, scheduler, stop)
+        torch.save({"o": first.state_dict(), "s": scheduler.state_dict()}, tmp_path / "c.pt")
+        checkpoint = torch.load(tmp_path / "c.pt", weights_only=True)
+        optimizer = _two_groups(0.1)
+        scheduler = COMPOSITES[name](optimizer)
+        optimizer.load_state_dict(checkpoint["o"])
+        scheduler.load_state_dict(checkpoint["s"])
+        checkpoint_files.set_composite_lr(optimizer, scheduler, lr=new)
+        got = _lrs(optimizer, scheduler, total - stop)
+        flat = lambda rows: [x for row in rows for x in row]  # noqa: E731
+        assert flat(got) == pytest.approx(flat(expected[stop:]), rel=1e-12, abs=1e-15), stop
+
+
+def test_set_composite_lr_refuses_what_does_not_scale():
+    import checkpoint_files
+    optimizer = _two_groups(0.1)
+    scheduler = sched.SequentialLR(optimizer, [
+        sched.LinearLR(optimizer, start_factor=0.1, total_iters=5),
+        sched.CosineAnnealingLR(optimizer, T_max=19, eta_min=1e-4)], milestones=[5])
+    with pytest.raises(TypeError, match="set_composite_lr: CosineAnnealingLR inside a "
+                                        "SequentialLR does not scale"):
+        checkpoint_files.set_composite_lr(optimizer, scheduler, lr=0.05)
+    chained = sched.ChainedScheduler([sched.CyclicLR(optimizer, base_lr=0.01, max_lr=0.1)])
+    with pytest.raises(TypeError, match="CyclicLR inside a ChainedScheduler"):
+        checkpoint_files.set_composite_lr(optimizer, chained, lr=0.05)
+    scheduler = COMPOSITES["SequentialLR"](optimizer)
+    with pytest.raises(ValueError, match="3 learning rates for 2 parameter groups"):
+        checkpoint_files.set_composite_lr(optimizer, scheduler, lr=[1, 2, 3])
+
+
+def test_lambda_lr_saves_no_function_of_any_kind():
+    """A def function is saved as None like a lambda; a callable object as its __dict__."""
+    def halve(step):
+        return 0.5**step
+
+    class Factor:
+        def __init__(self):
+            self.k = 3
+
+        def __call__(self, step):
+            return 1.0
+
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    state = sched.LambdaLR(optimizer, [halve]).state_dict()
+    assert state["lr_lambdas"] == [None]
+    assert sched.LambdaLR(optimizer, [Factor()]).state_dict()["lr_lambdas"] == [{"k": 3}]
