@@ -181,6 +181,7 @@ def _errors_namespace():
     ns: dict = {}
     errors = SNIPPETS / "troubleshooting" / "errors"
     for path, sections in ((errors / "running_example.py", ["setup"]),
+                           (SNIPPETS / "recipes" / "checkpoint_files.py", ["load_by_name"]),
                            (errors / "param_groups.py", ["order_silent", "order_fix"])):
         exec(compile(section_source(path, *sections), str(path), "exec"), ns)
     return ns
