@@ -226,13 +226,15 @@ def plain_name(name):
     return re.sub(r"(^|\.)(module|_orig_mod)\.", r"\1", name)
 
 
-def load_by_name(optimizer, saved):
+def load_by_name(optimizer, saved, skip=()):
     """Load an optimizer state dict by parameter name, not by position.
 
     Both optimizers must be built from model.named_parameters() (torch 2.6 or later records
     the names as `param_names`), with the same number of groups. Parameters new since the
     save start without state; saved ones that are gone are dropped; a saved moment whose
-    shape differs from its parameter's is refused. Returns (new names, dropped names)."""
+    shape differs from its parameter's is refused. Names that start with a prefix in `skip`
+    ("head.": a layer replaced or resized for fine-tuning) start without state too.
+    Returns (names that start without state, saved names whose state is dropped)."""
     groups = optimizer.param_groups
     for where, gs in (("this optimizer", groups), ("the checkpoint", saved["param_groups"])):
         if any("param_names" not in g for g in gs):
@@ -247,14 +249,15 @@ def load_by_name(optimizer, saved):
     state, new_groups, index, found = {}, [], 0, set()
     for group, saved_group in zip(groups, saved["param_groups"]):
         for p, name in zip(group["params"], group["param_names"]):
-            entry = by_name.get(plain_name(name))
+            plain = plain_name(name)
+            entry = None if plain.startswith(tuple(skip)) else by_name.get(plain)
             if entry is not None:
                 for key, value in entry.items():
                     if torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
                         raise ValueError(f"{name}: saved {key} has shape {tuple(value.shape)}, "
                                          f"the parameter {tuple(p.shape)}")
                 state[index] = entry
-                found.add(plain_name(name))
+                found.add(plain)
             index += 1
         hyperparameters = {k: v for k, v in saved_group.items() if k not in ("params", "param_names")}
         new_groups.append({**hyperparameters, "param_names": list(group["param_names"]),
