@@ -1,7 +1,9 @@
 # Recipe: checkpoint files that survive crashes, corruption and untrusted sources: the
 # reusable functions. Page: docs/recipes/safe-checkpoints.md (and .ja.md), which embeds these
-# sections between its examples (snippets/recipes/safe_checkpoints.py); tests import this
-# file as the module checkpoint_files.
+# sections between its examples (snippets/recipes/safe_checkpoints.py); the sections from
+# load_by_name on are embedded by docs/changes/model.md (loading after the model changed;
+# load_by_name also by docs/troubleshooting/errors.md). Tests import this file as the module
+# checkpoint_files.
 
 # --8<-- [start:atomic_write]
 import contextlib
