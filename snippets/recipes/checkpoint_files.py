@@ -228,6 +228,12 @@ def plain_name(name):
     return re.sub(r"(^|\.)(module|_orig_mod)\.", r"\1", name)
 
 
+def check_group_count(optimizer, saved):
+    if len(optimizer.param_groups) != len(saved["param_groups"]):
+        raise ValueError(f"{len(saved['param_groups'])} parameter groups in the checkpoint, "
+                         f"{len(optimizer.param_groups)} here: build the same groups first")
+
+
 def load_by_name(optimizer, saved, skip=()):
     """Load an optimizer state dict by parameter name, not by position.
 
@@ -242,9 +248,7 @@ def load_by_name(optimizer, saved, skip=()):
         if any("param_names" not in g for g in gs):
             raise ValueError(f"{where} has no param_names: build the optimizer from "
                              "model.named_parameters() (torch 2.6 or later)")
-    if len(groups) != len(saved["param_groups"]):
-        raise ValueError(f"{len(saved['param_groups'])} parameter groups in the checkpoint, "
-                         f"{len(groups)} here: build the same groups first")
+    check_group_count(optimizer, saved)
     by_name = {plain_name(name): saved["state"][i]
                for g in saved["param_groups"] for i, name in zip(g["params"], g["param_names"])
                if i in saved["state"]}
@@ -278,10 +282,8 @@ def check_same_parameters(optimizer, saved):
     Compares, group by group and position by position, the group names (a "name" key, if
     the groups have one), the parameter names (`param_names`, wrapper prefixes aside) and
     the shapes of the saved moments with those of the parameters."""
+    check_group_count(optimizer, saved)
     groups, saved_groups = optimizer.param_groups, saved["param_groups"]
-    if len(groups) != len(saved_groups):
-        raise ValueError(f"{len(saved_groups)} parameter groups in the checkpoint, "
-                         f"{len(groups)} here: build the same groups first")
     for g, (group, saved_group) in enumerate(zip(groups, saved_groups)):
         if group.get("name") != saved_group.get("name"):
             raise ValueError(f"group {g} is {group.get('name')!r} here, "
