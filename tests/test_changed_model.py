@@ -5,6 +5,7 @@ page's cases. Quoted messages are triggered here and looked up verbatim in both 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 
@@ -39,7 +40,6 @@ def ns(tmp_path_factory):
 
 def fresh(ns):
     """A checkpoint dict of its own (load_state_dict keeps the tensors it is given)."""
-    import copy
     return copy.deepcopy({"model": ns["old"].state_dict(),
                           "optimizer": ns["old_optimizer"].state_dict()})
 
@@ -220,7 +220,6 @@ def test_frozen_parameters(ns):
 
     # the frozen-stage checkpoint loads into a fresh optimizer of every parameter, and the
     # run continues after unfreezing exactly as the one that did not stop
-    import copy
     resumed = copy.deepcopy(model)
     resumed_optimizer = torch.optim.AdamW(resumed.named_parameters(), weight_decay=0.1)
     resumed_optimizer.load_state_dict(copy.deepcopy(saved))
@@ -230,3 +229,52 @@ def test_frozen_parameters(ns):
         train(m, o, steps=2)
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), resumed.parameters()))
     assert int(resumed_optimizer.state[resumed.fc1.weight]["step"]) == 2
+
+
+def test_set_optimizer_state_dict_by_name(ns):
+    """The page's paragraph on torch.distributed.checkpoint's set_optimizer_state_dict."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions, get_optimizer_state_dict, set_optimizer_state_dict)
+
+    full = StateDictOptions(full_state_dict=True)
+    old_copy = copy.deepcopy(ns["old"])
+    plain = torch.optim.Adam(old_copy.parameters())  # built from parameters(): no param_names
+    ns["train"](old_copy, plain)
+    saved = get_optimizer_state_dict(old_copy, plain, options=full)
+
+    def load(model, named=False):
+        optimizer = torch.optim.Adam(model.named_parameters() if named else model.parameters())
+        set_optimizer_state_dict(model, optimizer, saved, options=full)
+        return optimizer
+
+    model = ns["Reordered"]()  # by name: each state on its own parameter
+    optimizer = load(model)
+    assert torch.equal(optimizer.state[model.fc1.weight]["exp_avg"],
+                       plain.state[old_copy.fc1.weight]["exp_avg"])
+    with pytest.raises(RuntimeError) as info:  # a new layer: refused...
+        load(ns["Deeper"]())
+    assert_quoted(PAGE, f"{info.value}")
+    model = ns["Deeper"]()  # ...unless strict=False: it starts without state
+    optimizer = torch.optim.Adam(model.parameters())
+    set_optimizer_state_dict(model, optimizer, saved,
+                             options=StateDictOptions(full_state_dict=True, strict=False))
+    # not "without state": zero moments at step 1, what a step with zero gradients leaves
+    fc3 = optimizer.state[model.fc3.weight]
+    assert int(fc3["step"]) == 1 and not fc3["exp_avg"].any() and not fc3["exp_avg_sq"].any()
+    assert int(optimizer.state[model.fc1.weight]["step"]) == 3
+    assert len(load(ns["Shallow"]()).state) == 4  # a layer removed: dropped, no word
+
+    class FineTune(ns["Net"]):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 7)
+
+    model = FineTune()
+    optimizer = load(model)  # another shape: loaded as it is, no word
+    assert optimizer.state[model.head.weight]["exp_avg"].shape == (4, 8) != model.head.weight.shape
+
+    # a checkpoint of an optimizer built from named_parameters(), with a layer removed
+    saved = get_optimizer_state_dict(ns["old"], ns["old_optimizer"], options=full)
+    with pytest.raises(KeyError) as info:
+        load(ns["Shallow"](), named=True)
+    assert_quoted(PAGE, f"KeyError: {info.value}")
