@@ -177,12 +177,19 @@ def test_casting_adam_state_to_float16_erases_second_moments():
 
 
 def _errors_namespace():
+    """The page's blocks, run in a temporary directory as the page runs them (they save
+    checkpoint.pt where they run)."""
+    import contextlib
+    import tempfile
+
     from cookbook_testing.pages import SNIPPETS, section_source
     ns: dict = {}
     errors = SNIPPETS / "troubleshooting" / "errors"
-    for path, sections in ((errors / "running_example.py", ["setup"]),
-                           (errors / "param_groups.py", ["order_silent", "order_fix"])):
-        exec(compile(section_source(path, *sections), str(path), "exec"), ns)
+    with tempfile.TemporaryDirectory() as cwd, contextlib.chdir(cwd):
+        for path, sections in ((errors / "running_example.py", ["setup"]),
+                               (SNIPPETS / "recipes" / "checkpoint_files.py", ["load_by_name"]),
+                               (errors / "param_groups.py", ["order_silent", "order_fix"])):
+            exec(compile(section_source(path, *sections), str(path), "exec"), ns)
     return ns
 
 

@@ -1,7 +1,9 @@
 # Recipe: checkpoint files that survive crashes, corruption and untrusted sources: the
 # reusable functions. Page: docs/recipes/safe-checkpoints.md (and .ja.md), which embeds these
 # sections between its examples (snippets/recipes/safe_checkpoints.py); the hyperparameter
-# sections are also on docs/changes/schedulers.md. Tests import this file as the module
+# sections are also on docs/changes/schedulers.md, and the sections from load_by_name on
+# are embedded by docs/changes/model.md (loading after the model changed; load_by_name
+# also by docs/troubleshooting/errors.md). Tests import this file as the module
 # checkpoint_files.
 
 # --8<-- [start:atomic_write]
@@ -289,3 +291,113 @@ def set_composite_lr(optimizer, scheduler, lr):
         for s in inner:
             s.base_lrs[i] = lr
 # --8<-- [end:hyperparameters_composite]
+# --8<-- [start:load_by_name]
+import re
+
+import torch
+
+
+def plain_name(name):
+    """fc1.weight for module.fc1.weight (DDP, DataParallel) or _orig_mod.fc1.weight (compile)."""
+    return re.sub(r"(^|\.)(module|_orig_mod)\.", r"\1", name)
+
+
+def check_group_count(optimizer, saved):
+    if len(optimizer.param_groups) != len(saved["param_groups"]):
+        raise ValueError(f"{len(saved['param_groups'])} parameter groups in the checkpoint, "
+                         f"{len(optimizer.param_groups)} here: build the same groups first")
+
+
+def load_by_name(optimizer, saved, skip=()):
+    """Load an optimizer state dict by parameter name, not by position.
+
+    Both optimizers must be built from model.named_parameters() (torch 2.6 or later records
+    the names as `param_names`), with the same number of groups. Parameters new since the
+    save start without state; saved ones that are gone are dropped; a saved moment whose
+    shape differs from its parameter's is refused. Names that start with a prefix in `skip`
+    ("head.": a layer replaced or resized for fine-tuning) start without state too.
+    Returns (names that start without state, saved names whose state is dropped)."""
+    groups = optimizer.param_groups
+    for where, gs in (("this optimizer", groups), ("the checkpoint", saved["param_groups"])):
+        if any("param_names" not in g for g in gs):
+            raise ValueError(f"{where} has no param_names: build the optimizer from "
+                             "model.named_parameters() (torch 2.6 or later)")
+    check_group_count(optimizer, saved)
+    by_name = {plain_name(name): saved["state"][i]
+               for g in saved["param_groups"] for i, name in zip(g["params"], g["param_names"])
+               if i in saved["state"]}
+    state, new_groups, index, found = {}, [], 0, set()
+    for group, saved_group in zip(groups, saved["param_groups"]):
+        for p, name in zip(group["params"], group["param_names"]):
+            plain = plain_name(name)
+            entry = None if plain.startswith(tuple(skip)) else by_name.get(plain)
+            if entry is not None:
+                for key, value in entry.items():
+                    if torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
+                        raise ValueError(f"{name}: saved {key} has shape {tuple(value.shape)}, "
+                                         f"the parameter {tuple(p.shape)}")
+                state[index] = entry
+                found.add(plain)
+            index += 1
+        hyperparameters = {k: v for k, v in saved_group.items() if k not in ("params", "param_names")}
+        new_groups.append({**hyperparameters, "param_names": list(group["param_names"]),
+                           "params": list(range(index - len(group["params"]), index))})
+    optimizer.load_state_dict({"state": state, "param_groups": new_groups})
+    names = [plain_name(n) for g in groups for n in g["param_names"]]
+    return [n for n in names if n not in found], sorted(set(by_name) - found)
+# --8<-- [end:load_by_name]
+
+
+# --8<-- [start:check_same_parameters]
+def check_same_parameters(optimizer, saved):
+    """Raise ValueError if optimizer.load_state_dict(saved) would hand a parameter the state
+    of another: that method matches by position and checks only the counts. Call it before.
+
+    Compares, group by group and position by position, the group names (a "name" key, if
+    the groups have one), the parameter names (`param_names`, wrapper prefixes aside) and
+    the shapes of the saved moments with those of the parameters."""
+    check_group_count(optimizer, saved)
+    groups, saved_groups = optimizer.param_groups, saved["param_groups"]
+    for g, (group, saved_group) in enumerate(zip(groups, saved_groups)):
+        if group.get("name") != saved_group.get("name"):
+            raise ValueError(f"group {g} is {group.get('name')!r} here, "
+                             f"{saved_group.get('name')!r} in the checkpoint")
+        if len(group["params"]) != len(saved_group["params"]):
+            raise ValueError(f"group {g}: {len(saved_group['params'])} parameters in the "
+                             f"checkpoint, {len(group['params'])} here")
+        names = group.get("param_names", [None] * len(group["params"]))
+        saved_names = saved_group.get("param_names", names)  # no names saved: shapes only
+        for p, i, name, saved_name in zip(group["params"], saved_group["params"], names,
+                                          saved_names):
+            if name is not None and plain_name(name) != plain_name(saved_name):
+                raise ValueError(f"group {g}: {name} here is {saved_name} in the checkpoint: "
+                                 "the parameters are in another order; load by name")
+            for key, value in saved["state"].get(i, {}).items():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
+                    raise ValueError(f"group {g}: {name or 'parameter ' + str(i)} has shape "
+                                     f"{tuple(p.shape)}, its saved {key} {tuple(value.shape)}")
+# --8<-- [end:check_same_parameters]
+
+
+# --8<-- [start:load_weights]
+def load_weights(model, state, skip=()):
+    """model.load_state_dict(state) by name, wrapper prefixes aside on either side.
+
+    Keys that start with a prefix in `skip` (a new or resized layer, a layer removed since
+    the save: "head.") are neither loaded nor required. Any other key that the model lacks,
+    or the checkpoint lacks, is an error that names them, raised before anything is loaded:
+    strict=False would skip them silently. Returns the keys left at their initial values."""
+    def skipped(key):
+        return plain_name(key).startswith(tuple(skip))
+
+    own = {plain_name(k): k for k in model.state_dict()}
+    state = {own.get(plain_name(k), k): v for k, v in state.items() if not skipped(k)}
+    missing = [k for k in own.values() if k not in state and not skipped(k)]
+    unexpected = [k for k in state if k not in own.values()]
+    if missing or unexpected:
+        raise ValueError(f"{len(missing)} of the model's {len(own)} keys are not in the "
+                         f"checkpoint {missing[:4]}, {len(unexpected)} of its keys are not in "
+                         f"the model {unexpected[:4]}: a checkpoint of another model, or "
+                         "name the changed layers in skip=")
+    return model.load_state_dict(state, strict=False).missing_keys  # shapes: torch checks
+# --8<-- [end:load_weights]

@@ -3,6 +3,7 @@
 # page shows raising are wrapped in expect_error(...) here, so that the file runs on.
 # As a script it first builds the running example, which the page shows once at the top.
 from running_example import *  # noqa: F403 - Net, train, model, optimizer, checkpoint, torch
+from checkpoint_files import load_by_name  # on the page: its own block, from the site's library
 
 
 # --8<-- [start:group_size]
@@ -63,52 +64,6 @@ with expect_error(RuntimeError, "must match the size"):
     # --8<-- [end:order_error]
 
 # --8<-- [start:order_fix]
-import re
-
-
-def plain_name(name):
-    """fc1.weight for module.fc1.weight (DDP, DataParallel) or _orig_mod.fc1.weight (compile)."""
-    return re.sub(r"(^|\.)(module|_orig_mod)\.", r"\1", name)
-
-
-def load_by_name(optimizer, saved):
-    """Load an optimizer state dict by parameter name, not by position.
-
-    Both optimizers must be built from model.named_parameters() (torch 2.6 or later records
-    the names as `param_names`), with the same number of groups. Parameters new since the
-    save start without state; saved ones that are gone are dropped; a saved moment whose
-    shape differs from its parameter's is refused. Returns (new names, dropped names)."""
-    groups = optimizer.param_groups
-    for where, gs in (("this optimizer", groups), ("the checkpoint", saved["param_groups"])):
-        if any("param_names" not in g for g in gs):
-            raise ValueError(f"{where} has no param_names: build the optimizer from "
-                             "model.named_parameters() (torch 2.6 or later)")
-    if len(groups) != len(saved["param_groups"]):
-        raise ValueError(f"{len(saved['param_groups'])} parameter groups in the checkpoint, "
-                         f"{len(groups)} here: build the same groups first")
-    by_name = {plain_name(name): saved["state"][i]
-               for g in saved["param_groups"] for i, name in zip(g["params"], g["param_names"])
-               if i in saved["state"]}
-    state, new_groups, index, found = {}, [], 0, set()
-    for group, saved_group in zip(groups, saved["param_groups"]):
-        for p, name in zip(group["params"], group["param_names"]):
-            entry = by_name.get(plain_name(name))
-            if entry is not None:
-                for key, value in entry.items():
-                    if torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
-                        raise ValueError(f"{name}: saved {key} has shape {tuple(value.shape)}, "
-                                         f"the parameter {tuple(p.shape)}")
-                state[index] = entry
-                found.add(plain_name(name))
-            index += 1
-        hyperparameters = {k: v for k, v in saved_group.items() if k not in ("params", "param_names")}
-        new_groups.append({**hyperparameters, "param_names": list(group["param_names"]),
-                           "params": list(range(index - len(group["params"]), index))})
-    optimizer.load_state_dict({"state": state, "param_groups": new_groups})
-    names = [plain_name(n) for g in groups for n in g["param_names"]]
-    return [n for n in names if n not in found], sorted(set(by_name) - found)
-
-
 old_optimizer = torch.optim.Adam(old.named_parameters())  # the state dict records the names
 train(old, old_optimizer)
 saved = old_optimizer.state_dict()
