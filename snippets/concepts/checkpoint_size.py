@@ -80,7 +80,6 @@ print(f"row.clone(): {saved_size(row.clone()):>9,} bytes")  # only its own 1,000
 # first rows, the parts that split() or chunk() return.
 parts = big.chunk(4)  # four views of big's storage
 print(f"chunks:          {saved_size(list(parts)):>9,} bytes")  # storage written once
-print(f"first chunk:     {saved_size(parts[0]):>9,} bytes")
 print(f"cloned chunks:   {saved_size([p.clone() for p in parts]):>9,} bytes")
 # --8<-- [end:views_in_state]
 
@@ -125,7 +124,7 @@ try:
 except RuntimeError as e:
     print(str(e).split(": [")[0].strip())  # the message goes on with the names
 
-save_model(lm, "lm.safetensors")  # keeps one of the names; load_model restores the tie
+save_model(lm, "lm.safetensors")  # one name per storage
 print(list(load_file("lm.safetensors")))
 print(saved_size(lm.state_dict()) < saved_size({k: v.clone() for k, v in lm.state_dict().items()}))
 # --8<-- [end:safetensors_shared]
@@ -135,7 +134,7 @@ from checkpoint_files import load_latest, save_checkpoint
 
 # Keep the last 2: each save writes the new file completely, points `latest` at it, and
 # only then deletes the files older than the last 2.
-for step in range(100, 600, 100):
+for step in range(100, 500, 100):
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
     save_checkpoint(state, "checkpoints", step, keep=2)
 print(sorted(os.listdir("checkpoints")))
@@ -152,7 +151,7 @@ class FailsHalfway:
 
 # A save that fails (here: the disk is full) deletes nothing: the last good checkpoint stays.
 try:
-    save_checkpoint({"step": 600, "broken": FailsHalfway()}, "checkpoints", 600, keep=2)
+    save_checkpoint({"step": 500, "broken": FailsHalfway()}, "checkpoints", 500, keep=2)
 except OSError as e:
     print(f"save failed: {e}")
 print(sorted(os.listdir("checkpoints")))
