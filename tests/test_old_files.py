@@ -39,7 +39,7 @@ def ns(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "old_files_test"}
     src = section_source(SNIPPET, "weights_only_whole_model", "convert_whole_model",
-                         "describe_checkpoint_file", "numpy_globals_needed", "numpy_convert")
+                         "describe_checkpoint_file", "numpy_globals_needed", "numpy_plain")
     # Only the definitions: the sections' demonstrations need files made by earlier blocks.
     defs = "\n".join(
         chunk for chunk in src.split("\n\n\n")

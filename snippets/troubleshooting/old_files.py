@@ -128,9 +128,11 @@ def convert_whole_model(path, out, stand_ins):
     atomic_write(out, lambda f: torch.save(state_dict, f))
     return list(state_dict)
 
-
-print(convert_whole_model("whole_model.pt", "model_state.pt", {"mymodels.Net": torch.nn.Module}))
 # --8<-- [end:convert_whole_model]
+
+# --8<-- [start:convert_run]
+print(convert_whole_model("whole_model.pt", "model_state.pt", {"mymodels.Net": torch.nn.Module}))
+# --8<-- [end:convert_run]
 
 # --8<-- [start:load_converted]
 import torch.nn as nn
@@ -231,14 +233,16 @@ def load_checked(path, **kwargs):
         raise CheckpointError(f"{path}: {problem}")
     return load_checkpoint(path, **kwargs)
 
+# --8<-- [end:describe_checkpoint_file]
 
+# --8<-- [start:describe_run]
 for name in ["lfs_pointer.pt", "download.pt", "empty.pt", "truncated.pt"]:
     try:
         load_checked(name)
     except CheckpointError as e:
         print(e)
 print(sorted(load_checked("real.pt")))
-# --8<-- [end:describe_checkpoint_file]
+# --8<-- [end:describe_run]
 
 # --8<-- [start:numpy_old_file]
 import numpy as np
@@ -277,12 +281,14 @@ def globals_needed(path, limit=20):
             allowed.append(getattr(importlib.import_module(module), name))
     raise RuntimeError(f"{path}: still refused after allowing {limit} globals")
 
-
-needed = globals_needed("old_numpy.pt")
-print([f"{g.__module__}.{g.__name__}" for g in needed])
 # --8<-- [end:numpy_globals_needed]
 
-# --8<-- [start:numpy_convert]
+# --8<-- [start:numpy_globals_run]
+needed = globals_needed("old_numpy.pt")
+print([f"{g.__module__}.{g.__name__}" for g in needed])
+# --8<-- [end:numpy_globals_run]
+
+# --8<-- [start:numpy_plain]
 def plain(value):
     """numpy objects -> tensors and Python values, recursively; the rest unchanged."""
     if isinstance(value, np.ndarray):
@@ -295,7 +301,9 @@ def plain(value):
         return type(value)(plain(v) for v in value)
     return value
 
+# --8<-- [end:numpy_plain]
 
+# --8<-- [start:numpy_convert]
 # Once, on the trusted old file: load with exactly the globals it needs, convert, save.
 with torch.serialization.safe_globals(needed):
     old = torch.load("old_numpy.pt", weights_only=True)
