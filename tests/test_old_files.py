@@ -70,6 +70,10 @@ def test_whole_model_weights_only_message(tmp_path, mymodels):
     with pytest.raises(pickle.UnpicklingError) as info:
         torch.load(tmp_path / "whole.pt", weights_only=True)
     quoted(f"_pickle.UnpicklingError: {info.value}")
+    # the class alone is not enough: every module class inside it is needed too
+    with pytest.raises(pickle.UnpicklingError, match="torch.nn.modules.linear.Linear"):
+        with torch.serialization.safe_globals([mymodels.Net]):
+            torch.load(tmp_path / "whole.pt", weights_only=True)
     # safe_globals allows only inside its block
     with torch.serialization.safe_globals([mymodels.Net, nn.Linear]):
         torch.load(tmp_path / "whole.pt", weights_only=True)
@@ -101,6 +105,16 @@ class _Call:
         return (Recorder, ("chosen by the file", 42))
 
 
+def record(*args):
+    """A harmless function, allowlisted below."""
+    Recorder.calls.append(("function",) + args)
+
+
+class _CallFunction:
+    def __reduce__(self):
+        return (record, ("also chosen by the file",))
+
+
 def test_an_allowlisted_class_runs_with_the_files_arguments_and_attributes(tmp_path, mymodels):
     # The file calls the class with arguments of its choosing: __init__ runs with them.
     torch.save({"x": _Call()}, tmp_path / "call.pt")
@@ -108,6 +122,11 @@ def test_an_allowlisted_class_runs_with_the_files_arguments_and_attributes(tmp_p
     with torch.serialization.safe_globals([Recorder]):
         torch.load(tmp_path / "call.pt", weights_only=True)
     assert Recorder.calls == [("chosen by the file", 42)]
+    # An allowlisted function: the file calls it with its own arguments.
+    torch.save([_CallFunction()], tmp_path / "function.pt")
+    with torch.serialization.safe_globals([record]):
+        torch.load(tmp_path / "function.pt", weights_only=True)
+    assert Recorder.calls[-1] == ("function", "also chosen by the file")
     # The file sets any attributes on an instance of an allowlisted class.
     model = mymodels.Net()
     model.training = "anything the file wants"
@@ -169,6 +188,15 @@ def test_describe_checkpoint_file_other_formats(tmp_path, ns):
         assert describe(str(tmp_path / name))
     assert describe(str(tmp_path / "real.pt")) is None
     assert describe(str(tmp_path / "missing.pt")) == "no such file"
+    # damage inside the data, zip directory intact: the check passes, the checksum does not
+    from checkpoint_files import CheckpointError, save_checkpoint
+    path = save_checkpoint({"w": torch.zeros(1000)}, str(tmp_path / "ckpts"), 1)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    assert describe(path) is None
+    with pytest.raises(CheckpointError, match="sha256 does not match"):
+        ns["load_checked"](path)
     # torch.save's format before 1.6 (a pickle) passes and loads
     torch.save({"w": torch.ones(3)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
     assert (tmp_path / "legacy.pt").read_bytes()[:1] == b"\x80"
