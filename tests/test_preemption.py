@@ -9,10 +9,12 @@ start of the SIGTERM test is a new interpreter. Set PREEMPTION_ROUNDS for more s
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +32,7 @@ SNIPPET = SNIPPETS / "recipes" / "preemption.py"
 ROUNDS = int(os.environ.get("PREEMPTION_ROUNDS", "20"))  # signals sent in the SIGTERM test
 STEPS = 200  # steps of the test's run (the page's run has 60)
 FAST = {"total_steps": STEPS, "save_every_s": 3600}  # saves do not change the result
-OFTEN = {"total_steps": STEPS, "save_every_s": 0.03}  # many saves: signals land in some
+OFTEN = {"total_steps": STEPS, "save_every_s": 0.01}  # many saves: signals land in some
 PREEMPTED = 75
 
 
@@ -99,11 +101,19 @@ def assert_bitwise_equal(a, b):
 
 
 @pytest.fixture(scope="module")
-def reference(program, cf, tmp_path_factory):
-    """The run that nobody stops, in a process of the same program (same threads)."""
+def uninterrupted(program, cf, tmp_path_factory):
+    """The run that nobody stops, in a process of the same program (same threads), and the
+    seconds it took on this machine."""
     directory = tmp_path_factory.mktemp("reference") / "checkpoints"
-    assert os.waitstatus_to_exitcode(program.run(directory, FAST)) == 0
-    return final_state(cf, directory)
+    program.start(directory, FAST)
+    started = time.perf_counter()
+    assert os.waitstatus_to_exitcode(program.wait()) == 0
+    return final_state(cf, directory), time.perf_counter() - started
+
+
+@pytest.fixture(scope="module")
+def reference(uninterrupted):
+    return uninterrupted[0]
 
 
 @pytest.fixture(scope="module")
@@ -122,15 +132,19 @@ def latest_step(directory):
         return 0
 
 
-def test_sigterm_and_sigusr1_at_random_moments(program, reference, cf, tmp_path):
+def test_sigterm_and_sigusr1_at_random_moments(program, uninterrupted, cf, tmp_path):
+    reference, seconds = uninterrupted
+    # Delays scaled to this machine's speed, so that all the rounds fit in one run.
+    longest = max(0.03, 1.2 * seconds / ROUNDS)
     directory = tmp_path / "checkpoints"
     rng = random.Random(0)
     outcomes, steps, started = [], [0], time.perf_counter()
     for _ in range(ROUNDS):
         pid = program.start(directory, OFTEN)
-        time.sleep(rng.uniform(0.0, 0.08))
+        time.sleep(rng.uniform(0.0, longest))
         sent = rng.choice([signal.SIGTERM, signal.SIGUSR1])
-        os.kill(pid, sent)
+        with contextlib.suppress(ProcessLookupError):  # it finished training first
+            os.kill(pid, sent)
         status = program.wait()
         if os.WIFSIGNALED(status):  # arrived before main() installed its handlers
             assert os.WTERMSIG(status) == sent
@@ -171,10 +185,20 @@ def test_sigkill_during_a_save_leaves_no_half_written_file(program, reference, c
     directory = tmp_path / "checkpoints"
     rng = random.Random(1)
     for round_ in range(40):
+        before = latest_step(directory)
         pid = program.start(directory, {"total_steps": STEPS, "save_every_s": 0})
-        time.sleep(rng.uniform(0.02, 0.08))
-        os.kill(pid, signal.SIGKILL)
-        assert os.WIFSIGNALED(program.wait())
+        started = time.perf_counter()
+        while latest_step(directory) == before and time.perf_counter() < started + 60:
+            time.sleep(0.001)  # until this process has saved once: it saves at every step
+        # Then a random moment within about one start-up and save: mostly in the next save.
+        time.sleep(rng.uniform(0.0, min(time.perf_counter() - started, 0.2)))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        status = program.wait()
+        if not os.WIFSIGNALED(status):  # finished training before the kill: start over
+            assert os.waitstatus_to_exitcode(status) == 0
+            shutil.rmtree(directory)
+            continue
         leftovers = [n for n in os.listdir(directory) if n.startswith(cf.TMP_PREFIX)] \
             if directory.exists() else []
         if leftovers and latest_step(directory) > 0:
