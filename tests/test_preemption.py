@@ -32,7 +32,7 @@ SNIPPET = SNIPPETS / "recipes" / "preemption.py"
 ROUNDS = int(os.environ.get("PREEMPTION_ROUNDS", "20"))  # signals sent in the SIGTERM test
 STEPS = 200  # steps of the test's run (the page's run has 60)
 FAST = {"total_steps": STEPS, "save_every_s": 3600}  # saves do not change the result
-OFTEN = {"total_steps": STEPS, "save_every_s": 0.01}  # many saves: signals land in some
+OFTEN = {"total_steps": STEPS, "save_every_s": 0.005}  # many saves: signals land in some
 PREEMPTED = 75
 
 
@@ -240,6 +240,15 @@ def test_a_signal_before_the_first_step_exits_without_training_or_saving(recipe,
         code = recipe["train"](str(tmp_path / "checkpoints"), stop, log=log.append)
     assert code == PREEMPTED and log == []
     assert not (tmp_path / "checkpoints").exists() or not os.listdir(tmp_path / "checkpoints")
+
+
+def test_when_no_checkpoint_loads_train_raises_instead_of_starting_over(recipe, cf, tmp_path):
+    directory = tmp_path / "checkpoints"
+    cf.save_checkpoint(recipe["Run"]().state_dict(), str(directory), 1)
+    (directory / "ckpt-00000001.pt").write_bytes(b"PK\x03\x04 damaged")
+    with recipe["StopSignals"]() as stop, pytest.raises(cf.CheckpointError) as info:
+        recipe["train"](str(directory), stop, log=lambda m: None)
+    assert str(directory) in str(info.value) and "ckpt-00000001.pt" in str(info.value)
 
 
 def test_the_permutation_is_2_kb(recipe):
