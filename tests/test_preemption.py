@@ -306,3 +306,10 @@ def test_a_handler_can_run_in_the_middle_of_optimizer_step():
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert halfway, "no handler ran in the middle of a step"
+
+
+def test_without_sigint_ctrl_c_raises_keyboard_interrupt_as_usual(recipe):
+    with recipe["StopSignals"](signals=(signal.SIGTERM, signal.SIGUSR1)) as stop:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert stop.received == []
