@@ -4,7 +4,8 @@ stopped at random moments and started again, ends bitwise where an uninterrupted
 The program is the page's own sections of snippets/recipes/preemption.py, run by
 tests/programs/preemption_restarts.py: one process imports torch once and forks a fresh
 process for every start (the restarts), so that many of them fit in a few seconds; the last
-start of the SIGTERM test is a new interpreter. Set PREEMPTION_ROUNDS for more signals.
+start of the SIGTERM test is a new interpreter with PREEMPTION_NEW_INTERPRETER=1. Set
+PREEMPTION_ROUNDS for more signals.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ pytestmark = pytest.mark.xdist_group("preemption")  # module fixtures: one worke
 PROGRAM = ROOT / "tests" / "programs" / "preemption_restarts.py"
 SNIPPET = SNIPPETS / "recipes" / "preemption.py"
 ROUNDS = int(os.environ.get("PREEMPTION_ROUNDS", "20"))  # signals sent in the SIGTERM test
+# The last start of the SIGTERM test in a new interpreter too (costs an import of torch).
+NEW_INTERPRETER = os.environ.get("PREEMPTION_NEW_INTERPRETER") == "1"
 STEPS = 200  # steps of the test's run (the page's run has 60)
 FAST = {"total_steps": STEPS, "save_every_s": 3600}  # saves do not change the result
 OFTEN = {"total_steps": STEPS, "save_every_s": 0.005}  # many saves: signals land in some
@@ -125,6 +128,14 @@ def recipe():
     return namespace
 
 
+def wait_for_a_save(directory, before):
+    """Until `latest` moves past step `before`: the process started has trained and saved."""
+    started = time.perf_counter()
+    while latest_step(directory) == before and time.perf_counter() < started + 60:
+        time.sleep(0.001)
+    return time.perf_counter() - started
+
+
 def latest_step(directory):
     try:
         return int((directory / "latest").read_text()[5:13])
@@ -140,7 +151,10 @@ def test_sigterm_and_sigusr1_at_random_moments(program, uninterrupted, cf, tmp_p
     rng = random.Random(0)
     outcomes, steps, started = [], [0], time.perf_counter()
     for _ in range(ROUNDS):
+        before = latest_step(directory)
         pid = program.start(directory, OFTEN)
+        if rng.random() < 0.75:  # most signals come once training runs; the others at start-up
+            wait_for_a_save(directory, before)
         time.sleep(rng.uniform(0.0, longest))
         sent = rng.choice([signal.SIGTERM, signal.SIGUSR1])
         with contextlib.suppress(ProcessLookupError):  # it finished training first
@@ -160,10 +174,12 @@ def test_sigterm_and_sigusr1_at_random_moments(program, uninterrupted, cf, tmp_p
         if outcomes[-1][1] == 0:
             break
     during_save = (tmp_path / "checkpoints.during-save").read_text().count("\n")
-    # The last start: a new interpreter, not a fork.
-    subprocess.run([sys.executable, str(PROGRAM), json.dumps(
-        {"directory": str(directory), "options": FAST})], env=program_env(), check=True,
-        timeout=300)
+    if NEW_INTERPRETER:  # the last start: a new interpreter, not a fork
+        subprocess.run([sys.executable, str(PROGRAM), json.dumps(
+            {"directory": str(directory), "options": FAST})], env=program_env(), check=True,
+            timeout=300)
+    else:
+        assert os.waitstatus_to_exitcode(program.run(directory, FAST)) == 0
     codes = [code for _, code in outcomes]
     print(f"\n{len(outcomes)} signals in {time.perf_counter() - started:.1f} s: "
           f"{codes.count(PREEMPTED)} saved and exited {PREEMPTED}, "
@@ -187,11 +203,9 @@ def test_sigkill_during_a_save_leaves_no_half_written_file(program, reference, c
     for round_ in range(40):
         before = latest_step(directory)
         pid = program.start(directory, {"total_steps": STEPS, "save_every_s": 0})
-        started = time.perf_counter()
-        while latest_step(directory) == before and time.perf_counter() < started + 60:
-            time.sleep(0.001)  # until this process has saved once: it saves at every step
+        waited = wait_for_a_save(directory, before)  # it saves at every step from now on
         # Then a random moment within about one start-up and save: mostly in the next save.
-        time.sleep(rng.uniform(0.0, min(time.perf_counter() - started, 0.2)))
+        time.sleep(rng.uniform(0.0, min(waited, 0.2)))
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         status = program.wait()
