@@ -103,16 +103,17 @@ class StopSignals:
 
 
 # --8<-- [start:second_signal]
+before = signal.getsignal(signal.SIGTERM)
 with StopSignals() as stop:
     signal.raise_signal(signal.SIGUSR1)  # SLURM's warning
-    signal.raise_signal(signal.SIGTERM)  # the time limit, while the save is still running
+    signal.raise_signal(signal.SIGTERM)  # SLURM at the time limit: the second signal
     print("after SIGUSR1 and SIGTERM:", [signal.Signals(s).name for s in stop.received])
     signal.raise_signal(signal.SIGINT)  # Ctrl-C: the first one is a request too
     try:
         signal.raise_signal(signal.SIGINT)  # Ctrl-C again: stop now
     except KeyboardInterrupt:
         print("second Ctrl-C: KeyboardInterrupt")
-assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the previous handler is back
+assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back
 # --8<-- [end:second_signal]
 
 
