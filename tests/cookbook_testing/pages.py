@@ -38,6 +38,15 @@ HEADING_ID = re.compile(r"\{[^}]*#([\w-]+)[^}]*\}\s*$")
 SECTION = re.compile(r"#\s*-{2,}8<-{2,}\s*\[(start|end):(\w+)\]")
 
 
+CODE_SPAN = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+MATH = re.compile(r"\$\$|(?<!\\)\$[^$\s][^$\n]*\$")
+
+
+def has_math(text: str) -> bool:
+    """TeX between dollars outside code (a shell's `$?` in inline code is not math)."""
+    return MATH.search(CODE_SPAN.sub("", text)) is not None
+
+
 def lang_of(path: Path) -> str:
     return "ja" if ".ja." in path.name else "en"
 

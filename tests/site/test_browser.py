@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import DOCS, lang_of, notebooks, site_path
+from cookbook_testing.pages import DOCS, has_math, lang_of, notebooks, site_path
 
 pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 
@@ -17,8 +17,7 @@ def math_pages() -> list[str]:
     """Pages whose source has math, as site paths (English and Japanese)."""
     out = []
     for src in sorted([*DOCS.rglob("*.md"), *DOCS.rglob("*.ipynb")]):
-        text = src.read_text(encoding="utf-8")
-        if re.search(r"\$\$|(?<![\\`])\$[^$\s`][^$\n]*\$", text):
+        if has_math(src.read_text(encoding="utf-8")):
             out.append(site_path(src))
     return out
 

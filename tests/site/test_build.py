@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import DOCS, ROOT, lang_of, markdown_pages, notebooks, site_path
+from cookbook_testing.pages import DOCS, ROOT, has_math, lang_of, markdown_pages, notebooks, site_path
 
 from sitebuild import downloads as downloads_hook  # noqa: E402
 
@@ -49,7 +49,7 @@ def test_notebooks_are_rendered(built_site):
 
 def test_math_is_typeset_at_build_time_and_nothing_is_fetched_from_outside(built_site):
     """hooks/katex.py: pages and notebooks carry KaTeX's HTML, no math script, no raw TeX."""
-    pages = [p for p in markdown_pages() + notebooks() if "$" in p.read_text(encoding="utf-8")]
+    pages = [p for p in markdown_pages() + notebooks() if has_math(p.read_text(encoding="utf-8"))]
     assert pages, "no page with math"
     for src in pages:
         html = _built(built_site, src).read_text(encoding="utf-8")
