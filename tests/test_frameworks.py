@@ -113,6 +113,24 @@ def test_hf_decay_rule_is_the_trainers(hf):
     assert groups[1] == [n for n in names.values() if n not in ours]
 
 
+@HF
+def test_hf_optimizer_pt_needs_the_trainers_groups_in_its_order(hf):
+    """Other groups than the Trainer's: a clear ValueError, whichever way they differ."""
+    from transformers import GPT2LMHeadModel
+
+    ns, root = hf
+    model = GPT2LMHeadModel(ns["make_trainer"](str(root / "unused")).model.config)
+    saved = torch.load(root / "full" / "checkpoint-1" / "optimizer.pt", weights_only=True)
+    one_group = torch.optim.AdamW(model.parameters(), fused=True)
+    with pytest.raises(ValueError, match="different number of parameter groups"):
+        one_group.load_state_dict(saved)
+    ours, _ = ns["optimizer_from_trainer_checkpoint"](model, root / "full" / "checkpoint-1",
+                                                      weight_decay=0.01, total_steps=2)
+    swapped = torch.optim.AdamW(ours.param_groups[::-1], fused=True)
+    with pytest.raises(ValueError, match="doesn't match the size of optimizer's group"):
+        swapped.load_state_dict(saved)
+
+
 # --- Lightning -------------------------------------------------------------------------------
 
 LIGHTNING = pytest.mark.xdist_group("frameworks_lightning_md")
