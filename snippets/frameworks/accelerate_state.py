@@ -90,7 +90,8 @@ from accelerate.utils import load
 optimizer_state = torch.load("ckpt/optimizer.bin", weights_only=True)
 first_param = optimizer_state["state"][0]
 print("optimizer.bin:", sorted(first_param), "step =", int(first_param["step"]))
-print("scheduler.bin: last_epoch =", torch.load("ckpt/scheduler.bin", weights_only=True)["last_epoch"])
+scheduler_state = torch.load("ckpt/scheduler.bin", weights_only=True)
+print("scheduler.bin: last_epoch =", scheduler_state["last_epoch"])
 print("custom_checkpoint_0.pkl:", torch.load("ckpt/custom_checkpoint_0.pkl", weights_only=True))
 random_states = load("ckpt/random_states_0.pkl")  # numpy's legacy state: Accelerate's own loader
 print("random_states_0.pkl:", sorted(random_states))

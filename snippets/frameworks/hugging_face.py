@@ -115,7 +115,8 @@ from transformers.trainer_pt_utils import get_parameter_names
 NO_DECAY = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
 
 
-def optimizer_from_trainer_checkpoint(model, checkpoint, weight_decay, total_steps, warmup_steps=0):
+def optimizer_from_trainer_checkpoint(model, checkpoint, weight_decay, total_steps,
+                                      warmup_steps=0):
     """AdamW and its cosine schedule with the groups the Trainer made, loaded from checkpoint-N/.
 
     optimizer.pt numbers the parameters 0, 1, ... group by group: first those with weight

@@ -33,7 +33,8 @@ class Regressor(L.LightningModule):
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 def loader(stateful=True):
@@ -91,7 +92,8 @@ print("optimizer_states[0]:", sorted(adam), "- state of parameter 0:", sorted(ad
       "step =", int(adam["state"][0]["step"]))
 print("lr_schedulers[0]: last_epoch =", checkpoint["lr_schedulers"][0]["last_epoch"])
 progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
-print("global_step =", checkpoint["global_step"], "- batches processed in the epoch =", progress["processed"])
+print("global_step =", checkpoint["global_step"],
+      "- batches processed in the epoch =", progress["processed"])
 print("callbacks:", sorted(name.split("{")[0] for name in checkpoint["callbacks"]))
 print("hyper_parameters:", dict(checkpoint["hyper_parameters"]))
 # --8<-- [end:train]
@@ -109,7 +111,8 @@ print("bitwise equal:", same_weights(resumed, reference))
 # --8<-- [start:load_from_checkpoint]
 restored = Regressor.load_from_checkpoint("ckpt/epoch=0-step=5.ckpt")
 weights = checkpoint["state_dict"]
-print("weights restored:", all(torch.equal(v, restored.state_dict()[k]) for k, v in weights.items()))
+restored_weights = restored.state_dict()
+print("weights restored:", all(torch.equal(v, restored_weights[k]) for k, v in weights.items()))
 print("hparams:", dict(restored.hparams))
 
 trainer = make_trainer(max_steps=3)  # "continue" from the weights alone
