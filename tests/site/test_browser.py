@@ -53,9 +53,11 @@ def test_language_switch_keeps_the_page(tab, site_url):
 
 
 def test_formulas_are_rendered(tab, site_url):
+    """In the browser, with the self-hosted CSS and fonts: one page per language (the build
+    test checks every page's HTML)."""
     pages = math_pages()
     assert pages, "no page with math to check"
-    for path in pages:
+    for path in [next(p for p in pages if not p.startswith("ja/")), next(p for p in pages if p.startswith("ja/"))]:
         tab.page.goto(site_url + path)
         tab.page.wait_for_selector(".arithmatex .katex")
         assert tab.page.locator(".katex-error").count() == 0, path

@@ -54,6 +54,8 @@ def test_math_is_typeset_at_build_time_and_nothing_is_fetched_from_outside(built
     for src in pages:
         html = _built(built_site, src).read_text(encoding="utf-8")
         assert 'class="katex"' in html and "katex-error" not in html, src
+        raw = re.findall(r'class="arithmatex"[^>]*>(?!<span class="katex[\w-]*")', html)
+        assert raw == [], f"{src}: formulas left as raw TeX"
         assert "katex.min.js" not in html, src
     for src in notebooks():
         markdown = re.findall(r'jp-MarkdownOutput"[^>]*>(.*?)</div>',
@@ -142,6 +144,7 @@ def test_without_a_repository_address_nothing_points_to_one(built_site):
         assert "/edit/" not in html and "issues/new" not in html and "md-source" not in html
 
 
+@pytest.mark.xdist_group("site-repository")  # a build of its own: beside the other site tests
 def test_with_a_repository_address_each_language_edits_its_own_file(tmp_path):
     import os
     import subprocess

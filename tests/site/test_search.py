@@ -11,7 +11,7 @@ RESULT_LINKS = "as => as.map(a => { const u = new URL(a.href); u.search = ''; re
 
 # Phrases as Japanese is written, without spaces, and a page each must find.
 PHRASES = {
-    "学習の再開": "troubleshooting/errors/",
+    "学習の再開": "recipes/save-and-resume/",
     "学習を再開": "recipes/save-and-resume/",
     "オプティマイザの状態": "recipes/save-and-resume/",
     "状態の保存": "scale/distributed/",
@@ -65,7 +65,7 @@ class Search:
         """Composition (the converted text growing), then commit with Enter, as Chrome reports
         an IME: key events carry "Process" until the commit's key release."""
         self._open()
-        for i in range(1, len(text) + 1):
+        for i in sorted({max(1, len(text) // 2), len(text)}):  # the conversion, in two steps
             self.cdp.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", "key": "Process",
                                                      "windowsVirtualKeyCode": 229})
             self.cdp.send("Input.imeSetComposition", {"text": text[:i], "selectionStart": i,
