@@ -37,7 +37,19 @@ _counts = pytest.StashKey[dict]()
 _outcomes = pytest.StashKey[dict]()  # page -> {"passed", "cuda", "cuda_skipped", "failed"}
 
 
+# The longest tests and groups start first, so that the two workers of `make test` finish
+# together (xdist hands out work in collection order).
+LONG_FIRST = ("site", "distributed", "test_notebooks.py", "test_snippet_runs_standalone",
+              "exact_resume", "preemption", "test_sigkill", "mapped_checkpoint")
+
+
+def _start_order(item) -> int:
+    names = " ".join([item.nodeid, *(m.args[0] for m in item.iter_markers("xdist_group"))])
+    return next((i for i, name in enumerate(LONG_FIRST) if name in names), len(LONG_FIRST))
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_start_order)  # stable: a page's blocks stay in order
     if config.getoption("--gpu"):
         if not cuda_available():
             raise pytest.UsageError("--gpu: torch.cuda.is_available() is False on this machine")

@@ -182,3 +182,21 @@ def test_notebook_pages_link_their_own_notebook_and_colab_only_on_github():
         assert repository.colab_url(url, "notebooks/a.ja.ipynb") == colab, url
     for url in (None, "", "https://gitlab.com/o/r", "https://github.com/o", "https://github.com/o/r/tree/x"):
         assert repository.colab_url(url, "notebooks/a.ipynb") is None, url
+
+
+def test_without_a_repository_address_nothing_points_to_one():
+    """The site tests build with REPO_URL, as the Pages workflow does; without it, each piece
+    that would link to a repository links nowhere."""
+    import jinja2
+
+    from cookbook_testing.pages import ROOT
+
+    assert repository.edit_uri_for(None) == "" and repository.colab_url(None, "notebooks/a.ipynb") is None
+    assert "colab" not in notebooks.with_run_links('<h1 id="t">T</h1>', "notebooks/a.ipynb", None).lower()
+    footer = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "overrides" / "partials"))
+    for lang in ("en", "ja"):
+        config = SimpleNamespace(repo_url=None, theme=SimpleNamespace(language=lang))
+        html = footer.get_template("copyright.html").render(config=config)
+        assert "issues/new" not in html and "href" in html  # the Material credit only
+    mkdocs_yml = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert "repo_url: !ENV [REPO_URL, null]" in mkdocs_yml and 'edit_uri: ""' in mkdocs_yml

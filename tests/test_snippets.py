@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from cookbook_testing.pages import ROOT, SNIPPETS, includes, markdown_pages, raw_blocks, snippet_files, snippet_sections
+from cookbook_testing.pages import (DOCS, ROOT, SNIPPETS, includes, lang_of, markdown_pages, page_blocks,
+                                    raw_blocks, snippet_files, snippet_sections)
 
 INCLUDED = [inc for page in markdown_pages() for inc in includes(page.read_text(encoding="utf-8"))]
 
@@ -53,13 +54,46 @@ def _run(paths, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-# The files run in two interpreters, one per xdist worker, one after the other (importing torch
-# is most of a small script's time); the distributed recipe forks, so it runs alone.
+def run_whole_by_its_page(path) -> str | None:
+    """Why running this file as a script would repeat its page's test, or None.
+
+    It does when every line of code in the file is in a section, one page embeds the file
+    and no other, that page's blocks are the file's sections in file order, each once, and no
+    block carries a mark (none raises, needs a GPU or forks). tests/test_pages.py runs those
+    blocks in order in one fresh namespace named __main__, in a temporary directory, as
+    `python file.py` runs the file: the script is the page run."""
+    text = path.read_text(encoding="utf-8")
+    inside = {i for a, b in snippet_sections(path).values() for i in range(a, b + 1)}
+    if any(line.strip() and not line.strip().startswith("#")
+           for i, line in enumerate(text.split("\n")) if i not in inside):
+        return None
+    rel = _rel(path)
+    pages = [p for p in markdown_pages() if lang_of(p) == "en"
+             and any(inc.split(":")[0] == rel for inc in includes(p.read_text(encoding="utf-8")))]
+    if len(pages) != 1:
+        return None
+    files = {inc.split(":")[0] for inc in includes(pages[0].read_text(encoding="utf-8"))
+             if inc.split(":")[0].endswith(".py")}
+    blocks = page_blocks(pages[0])
+    if files != {rel} or any(b.marks for b in blocks) \
+            or [b.section for b in blocks] != list(snippet_sections(path)):
+        return None
+    return f"{rel} is run whole, in order, by {pages[0].relative_to(DOCS).as_posix()}"
+
+
+# The other files run in two interpreters, one per xdist worker, one after the other (importing
+# torch is most of a small script's time); the distributed recipe forks, so it runs alone.
 ALONE = {SNIPPETS / "scale" / "distributed.py"}
-_SECTIONS = sorted({p.relative_to(SNIPPETS).parts[0] for p in snippet_files()})
-STANDALONE = [[p] for p in snippet_files() if p in ALONE] + [
-    [p for p in snippet_files() if p.relative_to(SNIPPETS).parts[0] in _SECTIONS[half::2]
+_SCRIPTS = [p for p in snippet_files() if not run_whole_by_its_page(p)]
+_SECTIONS = sorted({p.relative_to(SNIPPETS).parts[0] for p in _SCRIPTS})
+STANDALONE = [[p] for p in _SCRIPTS if p in ALONE] + [
+    [p for p in _SCRIPTS if p.relative_to(SNIPPETS).parts[0] in _SECTIONS[half::2]
      and p not in ALONE] for half in (0, 1)]
+
+
+@pytest.mark.parametrize("path", snippet_files(), ids=_rel)
+def test_each_file_runs_as_a_script_here_or_as_its_page(path):
+    assert path in _SCRIPTS or run_whole_by_its_page(path)
 
 
 def _env():

@@ -304,7 +304,13 @@ def run_block(block: Block, namespace: dict, cwd: Path) -> tuple[str, BaseExcept
 
 def raw_blocks(path: Path) -> list[tuple[str, list[str]]]:
     """(code, marks) of every fence before snippet expansion: the include lines and marks."""
-    return [(cb.code, cb.marks) for cb in extract_from_buffer(io.StringIO(path.read_text(encoding="utf-8")))]
+    return [(code, list(marks)) for code, marks in _raw_blocks(path, path.stat().st_mtime_ns)]
+
+
+@functools.cache  # collection asks for every page once per snippet file
+def _raw_blocks(path: Path, mtime_ns: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    text = path.read_text(encoding="utf-8")
+    return tuple((cb.code, tuple(cb.marks)) for cb in extract_from_buffer(io.StringIO(text)))
 
 
 def python_fence_count(path: Path) -> int:

@@ -18,6 +18,7 @@ import pytest
 from cookbook_testing.pages import ROOT
 
 BASE = "/cookbook/"  # served under a path, as on the hosted site
+REPO_URL = "https://github.com/example/cookbook"
 
 
 def _free_port() -> int:
@@ -33,9 +34,12 @@ def port() -> int:
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory, port) -> Path:
-    """`mkdocs build --strict` with site_url pointing at the local server: the build test."""
+    """`mkdocs build --strict` as the Pages workflow builds the hosted site: with the site's
+    address (the local server) and the repository's (REPO_URL). Without REPO_URL nothing
+    links to a repository: tests/test_hooks.py checks each piece that would."""
     out = tmp_path_factory.mktemp("site") / BASE.strip("/")
-    env = dict(os.environ, SITE_URL=f"http://127.0.0.1:{port}{BASE}", NO_MKDOCS_2_WARNING="1")
+    env = dict(os.environ, SITE_URL=f"http://127.0.0.1:{port}{BASE}", REPO_URL=REPO_URL,
+               NO_MKDOCS_2_WARNING="1")
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True)

@@ -138,22 +138,8 @@ def test_every_page_offers_its_snippet_files_byte_for_byte(built_site):
             assert (built_site / "downloads" / f).read_bytes() == (SNIPPETS / f).read_bytes()
 
 
-def test_without_a_repository_address_nothing_points_to_one(built_site):
-    for page in ("index.html", "ja/recipes/save-and-resume/index.html"):
-        html = (built_site / page).read_text(encoding="utf-8")
-        assert "/edit/" not in html and "issues/new" not in html and "md-source" not in html
-
-
-@pytest.mark.xdist_group("site-repository")  # a build of its own: beside the other site tests
-def test_with_a_repository_address_each_language_edits_its_own_file(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    out = tmp_path / "site"
-    env = dict(os.environ, REPO_URL="https://github.com/example/cookbook", NO_MKDOCS_2_WARNING="1")
-    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "--site-dir", str(out)],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
+def test_each_language_edits_its_own_file_and_notebooks_open_in_colab(built_site):
+    out = built_site
     edit = "https://github.com/example/cookbook/edit/main/docs/recipes/"
     en = (out / "recipes" / "save-and-resume" / "index.html").read_text(encoding="utf-8")
     ja = (out / "ja" / "recipes" / "save-and-resume" / "index.html").read_text(encoding="utf-8")
