@@ -119,10 +119,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 @pytest.fixture(autouse=True)
 def _nothing_written_into_the_repository():
     """A recipe that writes relative paths must run in a temporary directory: a test that
-    leaves a file at the repository's root fails (and the file would end up committed)."""
+    leaves a file at the repository's root fails (and the file would end up committed).
+    What .gitignore names at the root (the build's cache, site/, build/) may appear."""
     from cookbook_testing.pages import ROOT
 
     before = set(os.listdir(ROOT))
     yield
-    new = {n for n in set(os.listdir(ROOT)) - before if n not in {"build", "site", "__pycache__"}}
+    new = set(os.listdir(ROOT)) - before - _ignored_at_root(ROOT)
     assert not new, f"the test wrote {sorted(new)} into {ROOT}"
+
+
+def _ignored_at_root(root) -> set[str]:
+    lines = (root / ".gitignore").read_text(encoding="utf-8").split("\n")
+    return {line.strip("/") for line in lines if line.startswith("/")} | {"__pycache__"}
