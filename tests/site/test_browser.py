@@ -26,6 +26,10 @@ def test_japanese_page_has_lang_and_japanese_text(tab, site_url):
     tab.page.goto(site_url + "ja/recipes/save-and-resume/")
     assert tab.page.get_attribute("html", "lang") == "ja"
     assert JAPANESE.search(tab.page.inner_text("article"))
+    # The verified note ends the page, in its language, with the GPU it ran on.
+    note = tab.page.locator("article .admonition.info").last
+    assert note.locator(".admonition-title").inner_text() == "最終確認"
+    assert "NVIDIA" in note.inner_text() and note.is_visible()
 
 
 def test_notebook_pages_download_their_own_notebook(tab, site_url):
