@@ -202,3 +202,35 @@ def test_stateful_dataloader_resumes_mid_epoch(tmp_path, workers):
     # main process they come from the global generator (restore it as the page does), in
     # workers from per-worker seeds that the loader's state dict does not restore.
     assert again != rest
+
+
+def test_a_stateful_loader_seeded_per_epoch_keeps_every_epoch_after_a_mid_epoch_resume():
+    """Without the per-epoch seed the next epoch comes in another order
+    (tests/test_frameworks.py); with it, every epoch equals the run that never stopped."""
+    import warnings
+
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    def make():
+        generator = torch.Generator()
+        return StatefulDataLoader(list(range(16)), batch_size=4, shuffle=True,
+                                  generator=generator), generator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference, generator = make()
+        epochs = []
+        for epoch in range(3):
+            generator.manual_seed(100 + epoch)
+            epochs.append([b.tolist() for b in reference])
+        stopped, generator = make()
+        generator.manual_seed(100)
+        batches = iter(stopped)
+        done = [next(batches).tolist() for _ in range(2)]
+        resumed, generator = make()
+        resumed.load_state_dict(stopped.state_dict())
+        seen = [done + [b.tolist() for b in resumed]]  # the rest of epoch 0: no new seed
+        for epoch in (1, 2):
+            generator.manual_seed(100 + epoch)
+            seen.append([b.tolist() for b in resumed])
+    assert seen == epochs
