@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cookbook_testing.pages import (DOCS, ROOT, SNIPPETS, includes, lang_of, markdown_pages, page_blocks,
+from cookbook_testing.pages import (DOCS, ROOT, SECTION, SNIPPETS, includes, lang_of, markdown_pages, page_blocks,
                                     raw_blocks, snippet_files, snippet_sections)
 
 INCLUDED = [inc for page in markdown_pages() for inc in includes(page.read_text(encoding="utf-8"))]
@@ -91,9 +91,16 @@ STANDALONE = [[p] for p in _SCRIPTS if p in ALONE] + [
      and p not in ALONE] for half in (0, 1)]
 
 
-@pytest.mark.parametrize("path", snippet_files(), ids=_rel)
-def test_each_file_runs_as_a_script_here_or_as_its_page(path):
-    assert path in _SCRIPTS or run_whole_by_its_page(path)
+@pytest.mark.parametrize("path", [p for p in snippet_files() if p not in _SCRIPTS], ids=_rel)
+def test_a_file_not_run_as_a_script_is_its_page_line_for_line(path):
+    """What run_whole_by_its_page concludes, checked on the text: the page's blocks, in
+    order, are the file's code lines, every one (only comments outside sections differ)."""
+    page = DOCS / run_whole_by_its_page(path).rsplit(" by ", 1)[1]
+    lines = path.read_text(encoding="utf-8").split("\n")
+    inside = sorted({i for a, b in snippet_sections(path).values() for i in range(a, b + 1)})
+    code = [lines[i] for i in inside if lines[i].strip() and not SECTION.search(lines[i])]
+    shown = [line for block in page_blocks(page) for line in block.code.split("\n") if line.strip()]
+    assert shown == code
 
 
 def _env():

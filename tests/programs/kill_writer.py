@@ -6,15 +6,13 @@ start-up (clean up, resume from the latest checkpoint), then saves steps as fast
 until it is killed. Prints each writer's pid, then its wait status.
 """
 
-import os
-import sys
 import tempfile
-import traceback
 
 import torch
 
 from checkpoint_files import clean_leftovers, load_latest, save_checkpoint
 from cookbook_testing.checkpoints import small_state
+from cookbook_testing.forks import serve_forks
 
 torch.set_num_threads(1)  # no thread pool in a process that forks
 with tempfile.TemporaryDirectory() as warm_up:  # first calls import more of torch
@@ -31,14 +29,4 @@ def writer(directory):
         save_checkpoint(small_state(step, 250_000), directory, step, keep=3)
 
 
-for line in sys.stdin:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            writer(line.strip())
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(3)
-    print(pid, flush=True)
-    print(os.waitpid(pid, 0)[1], flush=True)
+serve_forks(writer)

@@ -13,10 +13,10 @@ import json
 import os
 import sys
 import tempfile
-import traceback
 
 import torch
 
+from cookbook_testing.forks import serve_forks
 from cookbook_testing.pages import SNIPPETS, section_source
 
 SNIPPET = SNIPPETS / "recipes" / "preemption.py"
@@ -73,16 +73,6 @@ def child(request):
 if len(sys.argv) > 1:  # one run in this process: a restart as a new interpreter
     child(json.loads(sys.argv[1]))
 
-for line in sys.stdin:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            child(json.loads(line))
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(3)
-    print(pid, flush=True)
-    print(os.waitpid(pid, 0)[1], flush=True)
+serve_forks(child, json.loads)
 sys.stdout.flush()
 os._exit(0)  # skip the interpreter's teardown of torch: nothing is left to clean up
