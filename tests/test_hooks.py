@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -67,14 +68,6 @@ def test_python_code_is_kept_out_of_the_search_index_but_text_blocks_are_not():
     assert out.count("data-search-exclude") == 1 and 'language-text highlight"><pre>' in out
 
 
-def test_search_index_is_written_as_utf8(tmp_path):
-    (tmp_path / "search").mkdir()
-    index = tmp_path / "search" / "search_index.json"
-    index.write_text(json.dumps({"docs": [{"text": "再開"}]}), encoding="utf-8")  # \\uXXXX escapes
-    search.compact_index(tmp_path)
-    assert index.read_text(encoding="utf-8") == '{"docs":[{"text":"再開"}]}'
-
-
 def test_notebooks_become_pages_and_get_alt_text():
     files = [SimpleNamespace(src_uri="notebooks/a.ipynb"), SimpleNamespace(src_uri="b.md")]
     notebooks.mark_notebooks_as_pages(files)
@@ -112,21 +105,63 @@ def test_notebook_code_is_excluded_where_the_search_parser_honours_it():
     assert '<div class="jp-Cell jp-CodeCell">' in out  # not on the outer div: nested divs
 
 
-def test_each_language_gets_its_own_search_index(tmp_path):
+def test_each_language_gets_its_own_search_index_and_material_gets_the_configuration(tmp_path):
     (tmp_path / "search").mkdir()
     docs = [{"location": "", "title": "Home", "text": ""},
             {"location": "recipes/a/", "title": "A", "text": "resume"},
             {"location": "ja/", "title": "ホーム", "text": ""},
             {"location": "ja/recipes/a/", "title": "A", "text": "再開"}]
-    index = {"config": {"lang": ["en", "ja"], "separator": "[\\s]+"}, "docs": docs}
+    index = {"config": {"lang": ["en", "ja"], "separator": "[\\s]+", "pipeline": []}, "docs": docs}
+    # as the search plugin writes it: \\uXXXX escapes, which tripled Japanese text
     (tmp_path / "search" / "search_index.json").write_text(json.dumps(index), encoding="utf-8")
-    assert search.split_by_language(tmp_path) == {"ja": 2, "en": 2}
-    en = json.loads((tmp_path / "search" / "search_index.json").read_text(encoding="utf-8"))
-    ja = json.loads((tmp_path / "ja" / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert search.split_by_language(tmp_path) == {"en": 2, "ja": 2}
+    read = lambda name: json.loads((tmp_path / "search" / name).read_text(encoding="utf-8"))  # noqa: E731
+    en, ja, stub = read("en.json"), read("ja.json"), read("search_index.json")
     assert [d["location"] for d in en["docs"]] == ["", "recipes/a/"] and en["config"]["lang"] == ["en"]
     # Locations stay relative to the site root, where Material resolves them.
     assert [d["location"] for d in ja["docs"]] == ["ja/", "ja/recipes/a/"]
     assert ja["config"]["lang"] == ["en", "ja"]
+    assert "再開" in (tmp_path / "search" / "ja.json").read_text(encoding="utf-8")  # UTF-8
+    # What every page loads: the configuration alone, with the project's separator and the
+    # pipeline slot that search.js fills.
+    assert stub == {"config": {**en["config"], "lang": ["en"]}, "docs": []}
+    assert stub["config"]["separator"] == search.SEPARATOR and "stemmer" in stub["config"]["pipeline"]
+
+
+def test_a_missing_search_index_fails_the_build_with_what_to_check(tmp_path):
+    with pytest.raises(search.SearchBuildError, match="search_index.json.*plugins in mkdocs.yml"):
+        search.split_by_language(tmp_path)
+
+
+def test_the_separator_keeps_identifiers_whole_and_splits_at_punctuation():
+    split = lambda text: [w for w in re.split(search.SEPARATOR, text) if w]  # noqa: E731
+    assert split("GradScaler, param_groups: load_state_dict()") == ["GradScaler", "param_groups", "load_state_dict"]
+    assert split("torch.cuda.amp 1.5e-3 「再開」") == ["torch", "cuda", "amp", "1.5e", "3", "再開"]
+
+
+MATERIAL_CONFIG = ('<html lang="{lang}"><body><script id="__config" type="application/json">'
+                   '{{"base": "../..", "search": "../../assets/javascripts/workers/search.a7633da7.min.js",'
+                   ' "translations": {{"x": "<b>"}}}}</script></body></html>')
+
+
+def test_every_page_names_search_js_as_its_worker_with_its_language_index():
+    for lang in ("en", "ja"):
+        html = search.point_worker(MATERIAL_CONFIG.format(lang=lang), "a.md")
+        config = json.loads(re.search(r'json">(.*?)</script>', html)[1])
+        assert config["search"] == ("../../assets/javascripts/cookbook/search.js"
+                                    f"#lang={lang}&index=../../../search/{lang}.json"
+                                    "&worker=../workers/search.a7633da7.min.js")
+        assert config["base"] == "../.." and config["translations"] == {"x": "<b>"}
+        assert "<b>" not in html.split("__config")[1]  # nothing in it can end the <script>
+
+
+def test_a_page_without_materials_configuration_fails_the_build_with_its_name():
+    with pytest.raises(search.SearchBuildError, match="a.md: no Material configuration"):
+        search.point_worker("<html lang=\"en\"><body></body></html>", "a.md")
+    moved = MATERIAL_CONFIG.format(lang="en").replace("javascripts/workers/", "js/")
+    with pytest.raises(search.SearchBuildError, match="not under assets/javascripts/workers/"):
+        search.point_worker(moved, "a.md")
+
 
 
 def _records():

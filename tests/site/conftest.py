@@ -117,3 +117,19 @@ def tab(browser):
     yield w
     w.check()
     w.page.close()
+
+
+@pytest.fixture(scope="module")
+def module_tab(browser):
+    """Opens tabs that serve every test of a module (a page that has loaded its search index
+    keeps it), checked as `tab` is when the module ends."""
+    opened = []
+
+    def open_tab() -> Watched:
+        opened.append(Watched(browser))
+        return opened[-1]
+
+    yield open_tab
+    for w in opened:
+        w.check()
+        w.page.close()

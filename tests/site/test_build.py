@@ -163,10 +163,13 @@ def test_notebook_pages_have_a_table_of_contents(built_site):
 
 
 def test_code_stays_out_of_the_search_index(built_site):
-    for lang in ("", "ja/"):
-        index = json.loads((built_site / lang / "search" / "search_index.json").read_text(encoding="utf-8"))
+    for lang in ("en", "ja"):
+        index = json.loads((built_site / "search" / f"{lang}.json").read_text(encoding="utf-8"))
         assert [d["location"] for d in index["docs"] if "import torch" in d["text"]] == []
-        assert {d["location"].startswith("ja/") for d in index["docs"]} == {lang == "ja/"}
+        assert {d["location"].startswith("ja/") for d in index["docs"]} == {lang == "ja"}
+    # What Material's bundle loads on every page: the configuration, no page.
+    stub = json.loads((built_site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert stub["docs"] == [] and stub["config"]["separator"]
 
 
 def test_every_page_with_code_says_what_it_was_last_verified_with(built_site):

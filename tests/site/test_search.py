@@ -1,15 +1,26 @@
-"""Search as readers use it: Japanese typed with an input method or pasted, error messages,
-identifiers, one index per language, loaded on first use (docs/assets/js/search.js)."""
+"""Search as readers use it (docs/assets/javascripts/cookbook/search.js, hooks/sitebuild/search.py):
+every page found by the queries its readers type (tests/site/search_queries.yml), Japanese
+typed with an input method or pasted, error messages, identifiers in any case, one index per
+language, loaded on first use. One browser, one tab and one index load per language."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
+
+from cookbook_testing.pages import DOCS, lang_of, markdown_pages, notebooks, site_path
 
 pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 
-RESULT_LINKS = "as => as.map(a => { const u = new URL(a.href); u.search = ''; return u.href; })"
+QUERIES_FILE = Path(__file__).with_name("search_queries.yml")
+QUERIES: dict[str, dict[str, list[str]]] = yaml.safe_load(QUERIES_FILE.read_text(encoding="utf-8"))
+LANGUAGES = {"en": "", "ja": "ja/"}
+TOP = 3  # a page must be among the first TOP results for each of its queries
 
-# Phrases as Japanese is written, without spaces, and a page each must find.
+# Phrases as Japanese is written, without spaces, in the forms readers write them (the pages
+# often use another inflection: 跳ね上がり, 保存し, 読み込み), and a page each must find.
 PHRASES = {
     "学習の再開": "recipes/save-and-resume/",
     "学習を再開": "recipes/save-and-resume/",
@@ -23,6 +34,9 @@ PHRASES = {
     "途中で切れたファイル": "recipes/safe-checkpoints/",
     "中断": "recipes/exact-resume/",
     "学習率": "recipes/save-and-resume/",
+    "損失が跳ね上がる": "recipes/save-and-resume/",
+    "重みだけを戻した": "recipes/save-and-resume/",
+    "チェックポイントを読み込んだ": "recipes/save-and-resume/",
 }
 
 # Each error message the errors page quotes in a heading -> its section.
@@ -44,8 +58,26 @@ MESSAGES = {
     "PytorchStreamReader failed reading zip archive: failed finding central directory": "truncated-checkpoint",
 }
 
-IDENTIFIERS = {"UnpicklingError": "troubleshooting/errors/", "scheduler.pt": None,
-               "param_groups": "troubleshooting/errors/"}
+# Identifiers as the pages write them and as readers type them, in lower case.
+IDENTIFIERS = {"UnpicklingError": "troubleshooting/errors/", "unpicklingerror": "troubleshooting/errors/",
+               "GradScaler": "scale/amp-compile/", "gradscaler": "scale/amp-compile/",
+               "onecyclelr": "changes/schedulers/", "reducelronplateau": "changes/schedulers/",
+               "param_groups": "troubleshooting/errors/", "load_state_dict": "changes/model/",
+               "scheduler.pt": None}
+
+RESULTS = ".md-search-result__item"
+RESULT_LINKS = "as => as.map(a => { const u = new URL(a.href); u.search = ''; return u.href; })"
+# The page of each result, best first (a result's first link is its page or its best section).
+RESULT_PAGES = ("(items, n) => items.slice(0, n).map(li => {"
+                " const u = new URL(li.querySelector('a').href); u.search = ''; u.hash = '';"
+                " return u.href; })")
+ANY_RESULT = f"() => document.querySelectorAll('{RESULTS}').length > 0"
+NO_RESULT = f"() => document.querySelectorAll('{RESULTS}').length === 0"
+
+
+def page_key(src: Path) -> str:
+    """docs/recipes/x.ja.md -> recipes/x: a page's key in search_queries.yml."""
+    return site_path(src).removeprefix("ja/").rstrip("/") or "index"
 
 
 class Search:
@@ -56,6 +88,7 @@ class Search:
         self.tab = tab
         self.page.goto(url)
         self.cdp = self.page.context.new_cdp_session(self.page)
+        self.requested_before_use = list(tab.requests)
 
     def _open(self):
         self.page.locator("label.md-search__icon, .md-search__input").first.click()
@@ -86,55 +119,108 @@ class Search:
     def results_for(self, text: str) -> list[str]:
         self.page.wait_for_function(
             "q => document.querySelector('.md-search__input').value === q"
-            " && document.querySelectorAll('.md-search-result__item').length > 0", arg=text,
-            timeout=15000)
-        return self.page.eval_on_selector_all(".md-search-result__item a", RESULT_LINKS)
+            f" && document.querySelectorAll('{RESULTS}').length > 0", arg=text, timeout=15000)
+        return self.page.eval_on_selector_all(f"{RESULTS} a", RESULT_LINKS)
 
     def finds(self, text: str, want: str) -> list[str]:
         self.page.wait_for_function(
-            "want => [...document.querySelectorAll('.md-search-result__item a')]"
+            f"want => [...document.querySelectorAll('{RESULTS} a')]"
             ".some(a => { const u = new URL(a.href); u.search = ''; return u.href.startsWith(want); })",
             arg=want, timeout=15000)
         return self.results_for(text)
 
+    def top_pages(self, text: str, n: int = TOP) -> list[str]:
+        """The pages of the first n results for a pasted query ([] if none came)."""
+        self._open()
+        self.page.wait_for_function(NO_RESULT, timeout=15000)  # nothing left from before
+        self.cdp.send("Input.insertText", {"text": text})
+        try:
+            self.page.wait_for_function(ANY_RESULT, timeout=15000)
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: no result at all
+            return []
+        return self.page.eval_on_selector_all(RESULTS, RESULT_PAGES, n)
 
-def test_the_index_loads_on_first_use_and_each_language_has_its_own(tab, site_url):
-    search = Search(tab, site_url + "ja/")
-    assert not [u for u in tab.requests if "search_index" in u]
-    search.paste("オプティマイザ")
-    links = search.finds("オプティマイザ", site_url + "ja/")
-    assert all(u.startswith(site_url + "ja/") for u in links), links
-    assert [u.removeprefix(site_url) for u in tab.requests if "search_index" in u] == [
-        "ja/search/search_index.json"]
+
+@pytest.fixture(scope="module")
+def search(module_tab, site_url):
+    """One tab per language, opened on the language's home page, kept for the module."""
+    opened: dict[str, Search] = {}
+
+    def on(lang: str) -> Search:
+        if lang not in opened:
+            opened[lang] = Search(module_tab(), site_url + LANGUAGES[lang])
+        return opened[lang]
+
+    return on
 
 
-def test_japanese_phrases_typed_with_an_input_method(tab, site_url):
-    search = Search(tab, site_url + "ja/")
+def test_every_page_has_queries_in_both_languages():
+    pages = {page_key(src) for src in markdown_pages() + notebooks() if lang_of(src) == "en"}
+    assert pages, DOCS
+    missing = sorted(p for p in pages if not all(QUERIES.get(p, {}).get(lang) for lang in LANGUAGES))
+    assert not missing, (f"add the queries readers would type for these pages, in English and "
+                         f"Japanese, to {QUERIES_FILE.relative_to(DOCS.parent)}: {missing}")
+    assert sorted(set(QUERIES) - pages) == [], f"{QUERIES_FILE.name} names pages that do not exist"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_each_page_is_among_the_first_results_for_its_readers_queries(search, site_url, lang):
+    box = search(lang)
+    misses = []
+    for page, queries in QUERIES.items():
+        want = site_url + LANGUAGES[lang] + ("" if page == "index" else page + "/")
+        for query in queries[lang]:
+            got = box.top_pages(query)
+            if want not in got:
+                misses.append(f"{query!r}: {want.removeprefix(site_url)} not in "
+                              f"{[u.removeprefix(site_url) for u in got]}")
+    assert not misses, f"{len(misses)} queries miss their page in the first {TOP}:\n" + "\n".join(misses)
+
+
+def test_the_index_loads_on_first_use_and_each_language_has_its_own(search, site_url):
+    for lang in LANGUAGES:
+        box = search(lang)
+        before = [u.removeprefix(site_url) for u in box.requested_before_use if "/search/" in u]
+        assert set(before) <= {"search/search_index.json"}, before  # the configuration alone
+        box.paste("optimizer")
+        links = box.finds("optimizer", site_url + LANGUAGES[lang])
+        assert all(u.startswith(site_url + LANGUAGES[lang]) for u in links), links
+        assert all(not u.startswith(site_url + "ja/") for u in links) or lang == "ja", links
+        loaded = [u.removeprefix(site_url) for u in box.tab.requests if "/search/" in u]
+        assert loaded == ["search/search_index.json", f"search/{lang}.json"], loaded
+
+
+def test_japanese_phrases_typed_with_an_input_method(search, site_url):
+    box = search("ja")
     for phrase, page in PHRASES.items():
-        search.type_with_input_method(phrase)
-        links = search.finds(phrase, site_url + "ja/" + page)
+        box.type_with_input_method(phrase)
+        links = box.finds(phrase, site_url + "ja/" + page)
         assert all("/ja/" in u for u in links), (phrase, links)
-        assert tab.page.url.startswith(site_url + "ja/"), "the committing Enter left the page"
+        assert box.page.url.startswith(site_url + "ja/"), "the committing Enter left the page"
 
 
-def test_japanese_phrases_pasted(tab, site_url):
-    search = Search(tab, site_url + "ja/")
+def test_japanese_phrases_pasted(search, site_url):
+    box = search("ja")
     for phrase, page in PHRASES.items():
-        search.paste(phrase)
-        search.finds(phrase, site_url + "ja/" + page)
+        box.paste(phrase)
+        box.finds(phrase, site_url + "ja/" + page)
 
 
 # Every message on the Japanese pages (whose index must still find English text); a sample
 # on the English pages, which search with the plain English pipeline.
-@pytest.mark.parametrize("lang, messages", [("", list(MESSAGES)[::3]), ("ja/", list(MESSAGES))],
+@pytest.mark.parametrize("lang, messages", [("en", list(MESSAGES)[::3]), ("ja", list(MESSAGES))],
                          ids=["en", "ja"])
-def test_pasted_error_messages_and_identifiers_find_their_section(tab, site_url, lang, messages):
-    search = Search(tab, site_url + lang)
+def test_pasted_error_messages_and_identifiers_find_their_section(search, site_url, lang, messages):
+    box = search(lang)
+    prefix = LANGUAGES[lang]
     for message in messages:
-        anchor = MESSAGES[message]
-        search.paste(message)
-        search.finds(message, f"{site_url}{lang}troubleshooting/errors/#{anchor}")
+        box.paste(message)
+        box.finds(message, f"{site_url}{prefix}troubleshooting/errors/#{MESSAGES[message]}")
     for name, page in IDENTIFIERS.items():
-        search.paste(name)
-        links = search.finds(name, f"{site_url}{lang}{page or ''}")
-        assert all(u.startswith(site_url + lang) for u in links), (name, links)
+        if page is None:
+            box.paste(name)
+            links = box.finds(name, site_url + prefix)
+        else:
+            links = box.top_pages(name)
+            assert site_url + prefix + page in links, (name, links)
+        assert all(u.startswith(site_url + prefix) for u in links), (name, links)
