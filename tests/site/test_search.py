@@ -35,7 +35,7 @@ PHRASES = {
     "中断": "recipes/exact-resume/",
     "学習率": "recipes/save-and-resume/",
     "損失が跳ね上がる": "recipes/save-and-resume/",
-    "重みだけを戻した": "recipes/save-and-resume/",
+    "重みだけを戻した": "notebooks/forgotten-optimizer-state/",
     "チェックポイントを読み込んだ": "recipes/save-and-resume/",
 }
 
@@ -71,7 +71,9 @@ RESULT_LINKS = "as => as.map(a => { const u = new URL(a.href); u.search = ''; re
 RESULT_PAGES = ("(items, n) => items.slice(0, n).map(li => {"
                 " const u = new URL(li.querySelector('a').href); u.search = ''; u.hash = '';"
                 " return u.href; })")
-ANY_RESULT = f"() => document.querySelectorAll('{RESULTS}').length > 0"
+# The pages of the first n results, once there are results.
+FIRST_PAGES = (f"n => {{ const items = [...document.querySelectorAll('{RESULTS}')];"
+               f" return items.length > 0 && ({RESULT_PAGES})(items, n); }}")
 NO_RESULT = f"() => document.querySelectorAll('{RESULTS}').length === 0"
 
 
@@ -123,22 +125,27 @@ class Search:
         return self.page.eval_on_selector_all(f"{RESULTS} a", RESULT_LINKS)
 
     def finds(self, text: str, want: str) -> list[str]:
-        self.page.wait_for_function(
-            f"want => [...document.querySelectorAll('{RESULTS} a')]"
-            ".some(a => { const u = new URL(a.href); u.search = ''; return u.href.startsWith(want); })",
-            arg=want, timeout=15000)
+        try:
+            self.page.wait_for_function(
+                f"want => [...document.querySelectorAll('{RESULTS} a')]"
+                ".some(a => { const u = new URL(a.href); u.search = ''; return u.href.startsWith(want); })",
+                arg=want, timeout=15000)
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: say what came instead
+            shown = self.page.eval_on_selector_all(f"{RESULTS} a", RESULT_LINKS)
+            raise AssertionError(f"{text!r}: no result under {want} among {shown}") from None
         return self.results_for(text)
 
     def top_pages(self, text: str, n: int = TOP) -> list[str]:
         """The pages of the first n results for a pasted query ([] if none came)."""
-        self._open()
+        if not self.page.is_visible(".md-search__input"):
+            self._open()
+        self.page.fill(".md-search__input", "")
         self.page.wait_for_function(NO_RESULT, timeout=15000)  # nothing left from before
         self.cdp.send("Input.insertText", {"text": text})
         try:
-            self.page.wait_for_function(ANY_RESULT, timeout=15000)
+            return self.page.wait_for_function(FIRST_PAGES, arg=n, timeout=15000).json_value()
         except Exception:  # noqa: BLE001 - playwright's TimeoutError: no result at all
             return []
-        return self.page.eval_on_selector_all(RESULTS, RESULT_PAGES, n)
 
 
 @pytest.fixture(scope="module")
