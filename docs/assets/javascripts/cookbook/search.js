@@ -7,19 +7,20 @@
 //   arrives with no key release (pasted, dropped, committed by an input method) is searched.
 // - As the search worker (Material's configuration names this file as its worker, with
 //   "#lang=..&index=..&worker=.." after it): loads Material's own worker, holds its setup
-//   until the index is wanted, then gives it the page language's index, and normalises each
-//   query with the same function that normalises each indexed word.
-// - Under Node (tests/site/test_search_normalise.py): exports the normaliser.
+//   until the index is wanted, then gives it the page language's index; every indexed word
+//   goes through `terms`, every query through `normaliseQuery`, which uses `terms` too.
+// - Under Node (tests/test_search_terms.py): exports the normaliser.
 //
-// Normalising a word (`terms`), for the index and the query alike:
-// - An identifier is held whole, in lower case, and by its parts: `GradScaler` ->
+// Normalising a word (`terms`):
+// - An identifier is indexed whole, in lower case, and by its parts: `GradScaler` ->
 //   gradscaler, grad, scaler; `load_state_dict` -> load_state_dict, load, state, dict. The
-//   parts of a CamelCase word come from its spelling in the indexed text (`identifiers`), so
-//   that `gradscaler` typed in lower case finds them too.
+//   parts of a CamelCase word come from its spelling in the indexed text (`identifiers`).
+//   A query keeps it whole, in lower case: `gradscaler` and `GradScaler` find it alike.
 // - A Japanese word (a segment of TinySegmenter, which Material uses for "ja") loses its
-//   inflectional ending (`stemJapanese`): 跳ね上がる, 跳ね上がり, 跳ね上がっ -> 跳ね上が;
-//   保存し -> 保存; 読み込む, 読み込み, 読み込ん -> 読み込. A segment that is only an ending
-//   or an auxiliary (た, し, する, ます, ない ...) is dropped.
+//   inflectional ending (`stemJapanese`), in the index and in the query: 跳ね上がる,
+//   跳ね上がり, 跳ね上がっ -> 跳ね上が; 保存し -> 保存; 読み込む, 読み込み, 読み込ん -> 読み込.
+//   A segment that is only an ending, an auxiliary or a particle (た, し, する, ます, ない,
+//   を, の ...) is dropped.
 (function (scope) {
   "use strict";
 
@@ -140,13 +141,19 @@
       scope.dispatchEvent(event);
     }
 
-    async function load() {
+    function load() {
       if (loading || !wanted || !setup) return;
       loading = true;
+      loadIndex().catch(error => console.error(
+        `Search is off on this page: ${error.message}. Rebuild the site (make build) and check ` +
+        "that hooks/search_index.py ran."));
+    }
+
+    async function loadIndex() {
       scope.importScripts(address("worker"));   // Material's worker: lunr and its handler
       const lunr = scope.lunr;
       const response = await fetch(address("index"));
-      if (!response.ok) throw new Error(`search index ${response.url}: HTTP ${response.status}`);
+      if (!response.ok) throw new Error(`the index ${response.url} answered HTTP ${response.status}`);
       const index = await response.json();
       parts = identifiers(index.docs.map(doc => `${doc.title} ${doc.text}`));
       // lunr runs `lunr.stemmer` on every indexed word (the index config's pipeline names
