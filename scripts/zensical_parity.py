@@ -123,7 +123,7 @@ def main(argv: list[str]) -> int:
     lines += [f"| {p.relative_to(DOCS).as_posix()} | " + " | ".join(str(c) for c in cells) + " |"
               for p, *cells in rows]
     z_search = sorted(p.relative_to(out / "zensical").as_posix() for p in (out / "zensical").rglob("search*"))
-    m_search = sorted(p.relative_to(out / "mkdocs").as_posix() for p in (out / "mkdocs").rglob("search_index.json"))
+    m_search = sorted(p.relative_to(out / "mkdocs").as_posix() for p in (out / "mkdocs").glob("search/*.json"))
     lines += ["", f"Search: MkDocs writes {m_search}, Zensical {z_search}.",
               f"Pages: {len(rows)}; " + ", ".join(f"{k}: {v}" for k, v in lost.items()) + "."]
     report = "\n".join(lines) + "\n"
