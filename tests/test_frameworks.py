@@ -131,6 +131,114 @@ def test_hf_optimizer_pt_needs_the_trainers_groups_in_its_order(hf):
         swapped.load_state_dict(saved)
 
 
+@HF
+def test_hf_resume_warns_only_about_the_recorded_arguments(hf):
+    """A new learning_rate, accumulation or number of processes: no warning on resume; only
+    per_device_train_batch_size (and logging/eval/save steps) are compared with the folder."""
+    import transformers
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import compare_trainer_and_checkpoint_args
+
+    ns, root = hf
+    state = TrainerState.load_from_json(str(root / "full" / "checkpoint-1" / "trainer_state.json"))
+    assert not [k for k in vars(state) if "world" in k and k != "is_world_process_zero"]
+
+    def warnings_for(**changed):
+        args = ns["make_trainer"](str(root / "unused"), max_steps=2, save_steps=1, **changed).args
+        logger = logging.getLogger("transformers")
+        handler, old = _Records(), transformers.logging.get_verbosity()
+        logger.addHandler(handler)
+        transformers.logging.set_verbosity_warning()
+        try:
+            compare_trainer_and_checkpoint_args(args, state)
+        finally:
+            transformers.logging.set_verbosity(old)
+            logger.removeHandler(handler)
+        return [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING]
+
+    assert warnings_for(learning_rate=1e-3) == []
+    assert warnings_for(gradient_accumulation_steps=2) == []
+    # warning_once: a value no other run of this session uses
+    (message,) = warnings_for(per_device_train_batch_size=2)
+    assert message.endswith("per_device_train_batch_size: 2 (from args) != 8 (from trainer_state.json)")
+
+
+@HF
+def test_hf_position_is_computed_from_global_step_in_the_new_units(hf):
+    """epochs done = global_step // steps per epoch, batches skipped in that epoch =
+    (global_step % steps per epoch) x accumulation, steps per epoch being the new setup's
+    (2 processes of 8 on 64 samples: 4 per epoch; 4 processes: 2)."""
+    ns, root = hf
+    for steps_per_epoch, accumulation, expected in [(8, 1, (0, 1)), (4, 1, (0, 1)), (2, 1, (0, 1)),
+                                                    (4, 2, (0, 2)), (1, 1, (1, 0))]:
+        trainer = ns["make_trainer"](str(root / "unused"), max_steps=8,
+                                     gradient_accumulation_steps=accumulation)
+        got = trainer._init_training_state(8, steps_per_epoch, 8, str(root / "full" / "checkpoint-1"), None)
+        assert got == (1 // steps_per_epoch, (1 % steps_per_epoch) * accumulation) == expected
+
+
+@HF
+def test_hf_each_process_reads_the_rng_file_of_its_rank(hf, tmp_path, monkeypatch):
+    """rng_state_<rank>.pth for the process of that rank when there are several processes,
+    rng_state.pth for one; simulated on one CPU process by setting world_size and rank."""
+    import random
+
+    import numpy as np
+    from transformers import TrainingArguments
+
+    ns, root = hf
+    states = {}
+    for rank in range(4):
+        torch.manual_seed(100 + rank)
+        states[rank] = torch.get_rng_state()
+        torch.save({"python": random.getstate(), "numpy": np.random.get_state(),
+                    "cpu": states[rank]}, tmp_path / f"rng_state_{rank}.pth")
+    trainer = ns["make_trainer"](str(root / "unused"))
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 2))
+    for rank in (0, 1):
+        monkeypatch.setattr(TrainingArguments, "process_index", property(lambda self, r=rank: r))
+        torch.manual_seed(0)
+        trainer._load_rng_state(str(tmp_path))
+        assert torch.equal(torch.get_rng_state(), states[rank])
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 1))
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    trainer._load_rng_state(str(tmp_path))  # looks for rng_state.pth: not there, goes on
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+@HF
+def test_hf_stream_iterator_draws_from_torchs_generator(hf):
+    """Why the page's stream with ignore_data_skip=True needs RestoreRandomState: the Trainer's
+    loader over a stream has no generator of its own, so starting its iterator (the first
+    batch) draws a seed from torch's generator, after the Trainer restored it."""
+    ns, root = hf
+    stream = definitions("hugging_face", "setup", "stream_dataset")
+    trainer = stream["stream_trainer"](str(root / "unused"), stream["TokenStream"]())
+    loader = trainer.get_train_dataloader()
+    before = torch.get_rng_state()
+    iterator = iter(loader)
+    assert torch.equal(torch.get_rng_state(), before)  # a generator: nothing runs yet
+    next(iterator)
+    assert not torch.equal(torch.get_rng_state(), before)
+
+
+@HF
+def test_hf_set_learning_rate_refuses_one_rate_for_groups_that_differ(hf):
+    ns = definitions("hugging_face", "set_lr_callback")
+    p, q = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([{"params": [p], "lr": 1e-2}, {"params": [q], "lr": 1e-3}])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5)
+    with pytest.raises(ValueError, match=r"the 2 parameter groups have different learning "
+                                         r"rates \[0.01, 0.001\]: give a list"):
+        ns["SetLearningRate"](1e-3).on_train_begin(None, None, None, optimizer=optimizer,
+                                                   lr_scheduler=scheduler)
+    ns["SetLearningRate"]([2e-2, 2e-3]).on_train_begin(None, None, None, optimizer=optimizer,
+                                                       lr_scheduler=scheduler)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-2, 1e-3])
+    assert scheduler.base_lrs == [2e-2, 2e-3]
+
+
 # --- Lightning -------------------------------------------------------------------------------
 
 LIGHTNING = pytest.mark.xdist_group("frameworks_lightning_md")
