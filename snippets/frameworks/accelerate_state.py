@@ -114,3 +114,63 @@ try:
 except ValueError as error:
     print(str(error).splitlines()[0])
 # --8<-- [end:register_error]
+
+
+# --8<-- [start:crafted_folder]
+import os
+import shutil
+
+
+class Payload:
+    """What a crafted custom_checkpoint_0.pkl can hold: a call that unpickling makes."""
+
+    def __reduce__(self):
+        return (os.mkdir, ("payload_ran",))  # harmless here: it makes a folder
+
+
+shutil.copytree("ckpt", "crafted")
+torch.save(Payload(), "crafted/custom_checkpoint_0.pkl")
+try:
+    build()[0].load_state("crafted")
+except TypeError as error:  # Progress.load_state_dict then gets None, after the call ran
+    print("load_state:", type(error).__name__)
+print("the file's call ran:", os.path.isdir("payload_ran"))
+# --8<-- [end:crafted_folder]
+
+
+# --8<-- [start:load_state_checked]
+import glob
+import os
+import pickle
+
+import torch
+
+
+def load_state_checked(accelerator, folder):
+    """accelerator.load_state(folder), after checking that each custom_checkpoint_N.pkl in it
+    is plain data: load_state unpickles those files with weights_only=False, so a crafted one
+    runs the code it names. Name the folder; keep it where only your runs can write."""
+    for path in sorted(glob.glob(os.path.join(folder, "custom_checkpoint_*.pkl"))):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            named = [line for line in str(error).splitlines() if "GLOBAL" in line]
+            raise RuntimeError(f"{path} is not plain data ({(named or ['?'])[0]}): load_state "
+                               "would run the code it names; do not load this folder") from None
+    accelerator.load_state(folder)
+# --8<-- [end:load_state_checked]
+
+
+# --8<-- [start:load_state_checked_use]
+shutil.rmtree("payload_ran")
+try:
+    load_state_checked(build()[0], "crafted")
+except RuntimeError as error:
+    print(error)
+print("the file's call ran:", os.path.isdir("payload_ran"))
+
+checked = build()
+load_state_checked(checked[0], "ckpt")  # the run's own folder: its state is plain data
+train_until(checked, TOTAL_STEPS)
+print("bitwise equal:", all(torch.equal(a, b) for a, b in zip(params(checked), params(reference))))
+# --8<-- [end:load_state_checked_use]

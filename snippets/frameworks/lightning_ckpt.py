@@ -56,26 +56,42 @@ def same_weights(a, b):
 
 
 # --8<-- [start:rng_callback]
+import warnings
+
 import torch
 from lightning.pytorch.callbacks import Callback
 
 
 class TorchRNG(Callback):
-    """Lightning's checkpoint holds no random generator state: this callback adds torch's
-    (dropout draws from it) and restores it when the resumed run starts."""
+    """Lightning's checkpoint holds no random generator state: this callback adds torch's CPU
+    generator and, where CUDA is used, the generator of every GPU (dropout on a GPU draws
+    from those), and restores them when the resumed run starts."""
 
     def __init__(self):
         self.saved = None
 
     def state_dict(self):  # stored under checkpoint["callbacks"]
-        return {"torch_rng": torch.get_rng_state()}
+        state = {"torch_rng": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()  # one per visible GPU
+        return state
 
     def load_state_dict(self, state_dict):
-        self.saved = state_dict["torch_rng"]
+        self.saved = state_dict
 
     def on_train_start(self, trainer, pl_module):
-        if self.saved is not None:
-            torch.set_rng_state(self.saved)
+        if self.saved is None:
+            return
+        torch.set_rng_state(self.saved["torch_rng"])
+        cuda = self.saved.get("cuda_rng", [])
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if len(cuda) == gpus:
+            if cuda:
+                torch.cuda.set_rng_state_all(cuda)
+        else:
+            warnings.warn(f"TorchRNG: the checkpoint holds the generators of {len(cuda)} GPUs, "
+                          f"this process sees {gpus}: their dropout will not continue as in "
+                          "the saved run (the resume is not bitwise)")
 # --8<-- [end:rng_callback]
 
 
@@ -122,23 +138,109 @@ print("after 3 more steps: global_step =", trainer.global_step, "- Adam's step =
 # --8<-- [end:load_from_checkpoint]
 
 
+# --8<-- [start:plain_load]
+import torch
+
+# check_same_parameters of "Safe checkpoint files", saved as checkpoint_files.py:
+from checkpoint_files import check_same_parameters
+
+
+def load_lightning_checkpoint(path, model, optimizer, scheduler=None, prefix="net."):
+    """Load a Lightning .ckpt into a plain model, optimizer and scheduler: torch only.
+
+    `prefix` is the LightningModule's attribute that holds `model` plus a dot ("net." for
+    self.net). `optimizer` must have the groups configure_optimizers made, with the
+    parameters in the same order: the file numbers them by position, not by name.
+    Returns the checkpoint, for its other entries (global_step, epoch, callbacks)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    weights = checkpoint["state_dict"]
+    outside = [k for k in weights if not k.startswith(prefix)]
+    if outside:
+        raise ValueError(f"{path}: {len(outside)} of the {len(weights)} weights are not under "
+                         f"{prefix!r} ({', '.join(outside[:3])}): pass the attribute that holds "
+                         "the model as prefix=")
+    model.load_state_dict({k[len(prefix):]: v for k, v in weights.items()})
+    optimizers, schedulers = checkpoint["optimizer_states"], checkpoint["lr_schedulers"]
+    if len(optimizers) != 1 or len(schedulers) != (scheduler is not None):
+        raise ValueError(f"{path}: {len(optimizers)} optimizers and {len(schedulers)} "
+                         f"schedulers saved, 1 and {int(scheduler is not None)} given: load "
+                         "each entry of optimizer_states and lr_schedulers into its own")
+    check_same_parameters(optimizer, optimizers[0])  # groups, counts, shapes, by position
+    optimizer.load_state_dict(optimizers[0])
+    if scheduler is not None:
+        scheduler.load_state_dict(schedulers[0])
+    return checkpoint
+# --8<-- [end:plain_load]
+
+
+# --8<-- [start:plain_build]
+import torch
+import torch.nn as nn
+
+net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, 1))
+optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)  # as configure_optimizers does
+scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
+saved = load_lightning_checkpoint("ckpt/epoch=0-step=5.ckpt", net, optimizer, scheduler)
+print("global_step:", saved["global_step"], "- Adam's step:",
+      int(optimizer.state_dict()["state"][0]["step"]), "- scheduler last_epoch:",
+      scheduler.last_epoch)
+# --8<-- [end:plain_build]
+
+
+# --8<-- [start:plain_continue]
+import torch.nn.functional as F
+
+# Steps 6 to 8 in a plain loop, on the samples the uninterrupted run took, with dropout
+# drawing from the generator state that the TorchRNG callback saved:
+torch.set_rng_state(saved["callbacks"]["TorchRNG"]["torch_rng"])
+net.train()
+for index in torch.tensor(reference.seen[40:]).split(8):
+    x, y, _ = dataset[index]
+    optimizer.zero_grad()
+    F.mse_loss(net(x), y).backward()
+    optimizer.step()
+    scheduler.step()
+print("bitwise equal to Lightning's uninterrupted run:",
+      all(torch.equal(a, b) for a, b in zip(net.parameters(), reference.net.parameters())))
+# --8<-- [end:plain_continue]
+
+
 # --8<-- [start:set_lr]
 from lightning.pytorch.callbacks import Callback
 
+# set_hyperparameters of "Safe checkpoint files", saved as checkpoint_files.py:
+from checkpoint_files import set_hyperparameters
+
 
 class SetLearningRate(Callback):
-    """A new learning rate for a resumed run, set after Lightning has restored the optimizer
-    and the schedulers (which would overwrite a value given to the constructor)."""
+    """New learning rates for a resumed run, set after Lightning has restored the optimizer
+    and its scheduler (which overwrite what configure_optimizers gave them).
+
+    `lr`: one value per parameter group, or one number when all groups share their rate.
+    The schedule keeps its shape and its position, as if the run had used the new rates from
+    the start (set_hyperparameters: OneCycleLR's max_lr, ReduceLROnPlateau's rate from now
+    on, the base of the others; it refuses the schedulers it cannot change right)."""
 
     def __init__(self, lr):
         self.lr = lr
 
     def on_train_start(self, trainer, pl_module):
-        for optimizer in trainer.optimizers:
-            for group in optimizer.param_groups:
-                group["lr"] = self.lr
-        for config in trainer.lr_scheduler_configs:  # schedulers that compute from base_lrs
-            config.scheduler.base_lrs = [self.lr] * len(config.scheduler.base_lrs)
+        if len(trainer.optimizers) != 1 or len(trainer.lr_scheduler_configs) > 1:
+            raise ValueError(f"SetLearningRate: {len(trainer.optimizers)} optimizers and "
+                             f"{len(trainer.lr_scheduler_configs)} schedulers; it handles one "
+                             "of each: call set_hyperparameters for each pair yourself")
+        optimizer = trainer.optimizers[0]
+        scheduler = trainer.lr_scheduler_configs[0].scheduler if trainer.lr_scheduler_configs else None
+        lrs = self.lr
+        if not isinstance(lrs, (list, tuple)):
+            # the rate each group's schedule starts from (OneCycleLR: its peak)
+            bases = [g.get("max_lr", g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
+            if len(set(bases)) > 1:
+                raise ValueError(f"SetLearningRate: the {len(bases)} parameter groups have "
+                                 f"different learning rates {bases}: give a list with one "
+                                 "new rate per group")
+            lrs = [lrs] * len(bases)
+        set_hyperparameters(optimizer, scheduler, lr=list(lrs))
 # --8<-- [end:set_lr]
 
 
@@ -149,9 +251,16 @@ def lr_after_resume(module, callbacks=()):
     return trainer.optimizers[0].param_groups[0]["lr"]
 
 
+def lr_planned_with(lr):  # StepLR(step_size=5, gamma=0.5) after 8 steps, from the start
+    return lr * 0.5 ** (8 // 5)
+
+
 print("lr saved in the checkpoint:", checkpoint["optimizer_states"][0]["param_groups"][0]["lr"])
-print("Regressor(lr=1e-3) + ckpt_path:", lr_after_resume(Regressor(lr=1e-3)))
-print("SetLearningRate(1e-3) + ckpt_path:", lr_after_resume(Regressor(), [SetLearningRate(1e-3)]))
+print(f"Regressor(lr=1e-3) + ckpt_path: {lr_after_resume(Regressor(lr=1e-3)):.2g}")
+got = lr_after_resume(Regressor(), [SetLearningRate(1e-3)])
+print(f"SetLearningRate(1e-3) + ckpt_path: {got:.2g} "
+      f"(a run planned with 1e-3: {lr_planned_with(1e-3):.2g})")
+assert abs(got - lr_planned_with(1e-3)) < 1e-12
 # --8<-- [end:set_lr_check]
 
 
