@@ -4,13 +4,24 @@ runs the page's `main(directory, **options)` for each (fork is cheap; importing 
 every restart is not). It prints each process's pid, then its wait status. With a JSON
 object as its argument it runs `main` once in its own process instead.
 
+With "ranks": N in the object, the forked process is a launcher instead, like torchrun or
+srun: it puts itself in a process group of its own (the test signals that whole group: the
+launcher, the ranks and their DataLoader workers, as SLURM signals a job step), ignores the
+stop signals itself, starts N ranks with the page's `launch_ranks` and TransformerRun, and
+exits with their common exit code (99 if they differ), after appending them to
+<directory>.codes. "no_agreement": true replaces the page's `agree` by each rank's own
+flags, and "after_step": "sigterm_rank_1_at_5" signals rank 1 and its workers only.
+
 The code is the page's own sections of snippets/recipes/preemption.py. Two wrappers only
 observe it: one notes when save_checkpoint is running, the other appends a line to
 <directory>.during-save when a signal arrives during a save.
 """
 
+import datetime
 import json
+import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 
@@ -21,7 +32,8 @@ from cookbook_testing.pages import SNIPPETS, section_source
 
 SNIPPET = SNIPPETS / "recipes" / "preemption.py"
 recipe = {"__name__": "preemption_program"}
-exec(compile(section_source(SNIPPET, "running_example", "stop_signals", "train", "main"),
+exec(compile(section_source(SNIPPET, "running_example", "stop_signals", "train", "main",
+                            "workers", "transformer_run", "launch_ranks"),
              str(SNIPPET), "exec"), recipe)
 torch.set_num_threads(1)  # no thread pool in a process that forks; the same in every run
 
@@ -49,9 +61,13 @@ class ObservedStopSignals(recipe["StopSignals"]):
 # Warm up: the first optimizer, save and load of a process import more of torch (seconds).
 with tempfile.TemporaryDirectory() as warm_up:
     run = recipe["Run"]()
-    run.train_step()
+    run.train_step(next(run.batches()))
     recipe["save_checkpoint"](run.state_dict(), warm_up, run.step)
     recipe["load_latest"](warm_up, log=lambda m: None)
+    model = recipe["TinyTransformer"]()
+    optimizer = torch.optim.AdamW(model.parameters())
+    recipe["F"].cross_entropy(model(recipe["tokens"][:4]), torch.zeros(4, dtype=torch.long)).backward()
+    optimizer.step()
 
 recipe["save_checkpoint"] = observed_save
 recipe["StopSignals"] = ObservedStopSignals
@@ -70,9 +86,51 @@ def child(request):
             os._exit(e.code)
 
 
+def sigterm_rank_1_at_5(run):
+    if run.step == 5 and recipe["dist"].get_rank() == 1:
+        for process in multiprocessing.active_children() + [multiprocessing.current_process()]:
+            os.kill(process.pid, signal.SIGTERM)
+
+
+def rank(request):
+    """One rank: the page's main() with TransformerRun; an exception is logged, exit 1."""
+    global report
+    directory = request["directory"]
+    report = os.open(directory + ".during-save", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    options = dict(request["options"], make_run=recipe["TransformerRun"])
+    if "after_step" in options:
+        options["after_step"] = globals()[options["after_step"]]
+    with open(directory + ".log", "a") as log:
+        try:
+            recipe["main"](directory, log=lambda m: print(m, file=log, flush=True), **options)
+        except Exception as e:
+            print(f"rank {recipe['dist'].get_rank()}: {type(e).__name__}: {e}", file=log,
+                  flush=True)
+            raise
+
+
+def launcher(request):
+    os.setpgid(0, 0)  # the group the test signals: this process, the ranks, their workers
+    for s in recipe["STOP_SIGNALS"]:
+        signal.signal(s, signal.SIG_IGN)  # a launcher waits for its ranks' decision
+    if request.get("no_agreement"):
+        recipe["agree"] = lambda *flags: flags  # each rank its own flags
+        init = recipe["dist"].init_process_group
+        recipe["dist"].init_process_group = lambda backend: init(
+            backend, timeout=datetime.timedelta(seconds=8))  # no 30-minute wait on a hang
+    codes = recipe["launch_ranks"](rank, request["ranks"], request)
+    with open(request["directory"] + ".codes", "a") as f:
+        print(json.dumps(codes), file=f)
+    os._exit(codes[0] if len(set(codes)) == 1 else 99)
+
+
+def child_or_launcher(request):
+    (launcher if "ranks" in request else child)(request)
+
+
 if len(sys.argv) > 1:  # one run in this process: a restart as a new interpreter
     child(json.loads(sys.argv[1]))
 
-serve_forks(child, json.loads)
+serve_forks(child_or_launcher, json.loads)
 sys.stdout.flush()
 os._exit(0)  # skip the interpreter's teardown of torch: nothing is left to clean up
