@@ -462,6 +462,37 @@ def test_an_iterator_alive_at_exit_hangs_with_workers_that_ignore_sigterm():
         proc.wait()
 
 
+def test_starting_the_resource_tracker_unblocks_sigint_and_sigterm():
+    """Why start_workers starts multiprocessing's resource tracker before it blocks."""
+    code = textwrap.dedent("""
+        import signal
+        from multiprocessing import resource_tracker
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
+        resource_tracker.ensure_running()
+        print(sorted(s.name for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "['SIGUSR1']", out.stderr
+
+
+def test_workers_leave_when_their_main_process_is_gone():
+    """torch's watchdog in each worker: the parent's pid is checked every 5 seconds."""
+    from torch.utils.data._utils import MP_STATUS_CHECK_INTERVAL, worker
+    assert MP_STATUS_CHECK_INTERVAL == 5.0
+    assert "os.getppid() != self.manager_pid" in inspect.getsource(worker.ManagerWatchdog.is_alive)
+    assert "while watchdog.is_alive():" in inspect.getsource(worker._worker_loop)
+
+
+def test_iter_draws_the_base_seed_from_the_loaders_generator_or_the_global_one():
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+    data = TensorDataset(torch.arange(8))
+    sampler = DistributedSampler(data, num_replicas=2, rank=0, shuffle=True, seed=0)
+    for generator, moves in ((None, True), (torch.Generator(), False)):
+        before = torch.get_rng_state()
+        iter(DataLoader(data, batch_size=2, sampler=sampler, generator=generator))
+        assert (not torch.equal(before, torch.get_rng_state())) == moves
+
+
 # Several ranks (tests/programs/preemption_restarts.py with "ranks"): a launcher, 2 ranks of
 # the page's TransformerRun over gloo, 2 DataLoader workers each.
 RANK_STEPS = 30  # TransformerRun.TOTAL_STEPS
@@ -471,8 +502,10 @@ RANK_ROUNDS = int(os.environ.get("PREEMPTION_RANK_ROUNDS", "4"))
 
 
 def rank_tensors(state):
-    out = tensors({**state, "order": None, "data_rng": None})
-    del out["order"], out["data_rng"]
+    """Every tensor of a TransformerRun checkpoint: model, AdamW state, each rank's RNG."""
+    out = {f"model.{k}": v for k, v in state["model"].items()}
+    for i, s in state["optimizer"]["state"].items():
+        out |= {f"optimizer.{i}.{k}": v for k, v in s.items()}
     return out | {f"torch_rng.{r}": t for r, t in enumerate(state["torch_rng"])}
 
 
@@ -547,6 +580,10 @@ def test_ranks_and_workers_stopped_by_signals_to_the_whole_group_end_bitwise(
     assert all(a == b for a, b in codes) and [PREEMPTED, PREEMPTED] in codes
     assert during_save > 0, "no signal arrived during a save"
     final = final_rank_state(cf, directory)
+    assert os.waitstatus_to_exitcode(program.request(  # another number of ranks: refused
+        {"directory": str(directory), "ranks": 1, "options": RANKS_FAST})) == 1
+    assert "ValueError: " + f"{directory}/ckpt-" in (tmp_path / "checkpoints.log").read_text()
+    assert "saved by 2 ranks, loaded by 1" in (tmp_path / "checkpoints.log").read_text()
     ta, tb = rank_tensors(final), rank_tensors(ranks_reference)
     assert ta.keys() == tb.keys() and len(final["torch_rng"]) == 2
     assert not [k for k in ta if not torch.equal(ta[k], tb[k])], "not bitwise equal"

@@ -319,18 +319,29 @@ def start_workers(loader):
 
 
 # --8<-- [start:workers_demo]
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
-loader = DataLoader(TensorDataset(torch.arange(64)), batch_size=8, num_workers=2,
-                    worker_init_fn=ignore_stop_signals)
+
+class WhoLoads(Dataset):
+    """64 samples; each one is the pid of the process that loaded it."""
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        return os.getpid()
+
+
+loader = DataLoader(WhoLoads(), batch_size=8, num_workers=2, worker_init_fn=ignore_stop_signals)
 with StopSignals() as stop:
-    count = 0
-    for (batch,) in start_workers(loader):
-        if count == 0:  # SLURM and Ctrl-C signal every process: the workers and this one
-            for process in multiprocessing.active_children() + [multiprocessing.current_process()]:
-                os.kill(process.pid, signal.SIGTERM)
+    pids, count = set(), 0
+    for batch in start_workers(loader):
+        pids.update(batch.tolist())
         count += 1
-print("batches:", count, "stop requested:", stop.requested)
+        if count == 2:  # one batch from each worker: SIGTERM to them and to this process
+            for pid in pids | {os.getpid()}:
+                os.kill(pid, signal.SIGTERM)
+print("workers:", len(pids), "batches:", count, "stop requested:", stop.requested)
 # --8<-- [end:workers_demo]
 
 
@@ -465,19 +476,19 @@ def rank_1_receives_sigterm(run):
             os.kill(process.pid, signal.SIGTERM)
 
 
-def quiet_on_other_ranks(message):
-    if dist.get_rank() == 0:
-        print(message, flush=True)
+def launch_and_show(name, directory, **extra):
+    codes = launch_ranks(main, 2, directory, make_run=TransformerRun, log=lambda m: None,
+                         total_steps=TransformerRun.TOTAL_STEPS, **extra)
+    state, path = load_latest(directory)
+    print(f"{name}: exit codes {codes}, {path} at step {state['step']}")
+    return state
 
 
-options = dict(make_run=TransformerRun, total_steps=TransformerRun.TOTAL_STEPS,
-               log=quiet_on_other_ranks)
-print("stopped:", launch_ranks(main, 2, "ranks", after_step=rank_1_receives_sigterm, **options))
-print("started again:", launch_ranks(main, 2, "ranks", **options))
-print("uninterrupted:", launch_ranks(main, 2, "ranks-uninterrupted", **options))
-a, _ = load_latest("ranks", log=print)
-b, _ = load_latest("ranks-uninterrupted", log=print)
-print("bitwise equal:", all(torch.equal(a["model"][k], t) for k, t in b["model"].items())
-      and all(torch.equal(a["optimizer"]["state"][i][k], t)
-              for i, s in b["optimizer"]["state"].items() for k, t in s.items()))
+launch_and_show("stopped", "ranks", after_step=rank_1_receives_sigterm)
+resumed = launch_and_show("started again", "ranks")
+alone = launch_and_show("uninterrupted", "ranks-uninterrupted")
+print("bitwise equal:", all(torch.equal(resumed["model"][k], t) for k, t in alone["model"].items())
+      and all(torch.equal(resumed["optimizer"]["state"][i][k], t)
+              for i, s in alone["optimizer"]["state"].items() for k, t in s.items())
+      and all(map(torch.equal, resumed["torch_rng"], alone["torch_rng"])))
 # --8<-- [end:ranks_demo]

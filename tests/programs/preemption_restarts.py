@@ -106,7 +106,7 @@ def rank(request):
         except Exception as e:
             print(f"rank {recipe['dist'].get_rank()}: {type(e).__name__}: {e}", file=log,
                   flush=True)
-            raise
+            sys.exit(1)  # logged; the exit code says the rest
 
 
 def launcher(request):
