@@ -364,8 +364,9 @@ def test_a_process_started_with_sigint_ignored_has_no_keyboard_interrupt(inherit
     assert int(shown, 16) & (1 << (signal.SIGINT - 1)), "bash did not start its job with SIGINT ignored"
 
 
-# DataLoader workers (tests/programs/preemption_workers.py): one process, its workers, and a
-# SIGTERM to the whole process group while the workers start.
+# DataLoader workers: one rank alone with 2 workers, and a SIGTERM to its whole process group
+# while the workers start. fork: forked by the program (tests/programs/preemption_restarts.py);
+# spawn: a new interpreter (tests/programs/preemption_workers.py), whose workers import it.
 WORKERS = ROOT / "tests" / "programs" / "preemption_workers.py"
 
 
@@ -376,18 +377,54 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_with_workers(tmp_path, start_method, mode, signal_the_group=True):
-    """Start the program in a process group of its own; once its first workers are started,
-    SIGTERM to the group (or nothing). Returns (exit code, stderr, directory)."""
+def wait_until_the_group_is_gone(pgid):
+    """The workers end with their main process (torch's watchdog, at worst)."""
+    started = time.perf_counter()
+    while time.perf_counter() < started + 60:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail("DataLoader workers outlived their main process by a minute")
+
+
+def forked_with_workers(program, tmp_path, mode, signal_the_group=True):
+    """Returns (exit code, the exception's line or "", directory)."""
+    directory = tmp_path / "checkpoints"
+    pid = program.start_request({"directory": str(directory), "workers": mode})
+    started = time.perf_counter()
+    while not (tmp_path / "checkpoints.started").exists():
+        assert time.perf_counter() < started + 120, "the workers never started"
+        time.sleep(0.001)
+    if signal_the_group:
+        os.killpg(pid, signal.SIGTERM)  # this process and its workers, still starting
+    (tmp_path / "checkpoints.go").touch()
+    code = os.waitstatus_to_exitcode(program.wait())
+    wait_until_the_group_is_gone(pid)
+    log = tmp_path / "checkpoints.log"
+    return code, log.read_text().strip() if log.exists() else "", directory
+
+
+def test_workers_ignore_a_signal_to_the_group_and_the_main_process_saves_fork(
+        program, cf, tmp_path):
+    code, error, directory = forked_with_workers(program, tmp_path, "rule")
+    assert code == PREEMPTED, error
+    state, _ = cf.load_latest(str(directory), log=print)
+    assert state["step"] >= 1
+
+
+def test_workers_ignore_a_signal_to_the_group_and_the_main_process_saves_spawn(cf, tmp_path):
+    """The same with workers started by spawn: each one is a new interpreter that imports
+    torch (seconds), all that time with the stop signals blocked."""
     directory = tmp_path / "checkpoints"
     proc = subprocess.Popen(
-        [sys.executable, str(WORKERS), str(directory), start_method, mode],
+        [sys.executable, str(WORKERS), str(directory), "spawn", "rule"],
         env={**program_env(), "TEST_PORT": str(free_port())}, start_new_session=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "workers started", proc.stderr.read()
-        if signal_the_group:
-            os.killpg(proc.pid, signal.SIGTERM)  # this process and its workers, still starting
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.stdin.write("\n")
         proc.stdin.flush()
         _, err = proc.communicate(timeout=120)
@@ -395,43 +432,28 @@ def run_with_workers(tmp_path, start_method, mode, signal_the_group=True):
         if proc.poll() is None:  # it hangs: end the whole group
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    started = time.perf_counter()
-    while time.perf_counter() < started + 60:  # the workers end too (torch's watchdog at worst)
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("DataLoader workers outlived their main process by a minute")
-    return proc.returncode, err, directory
-
-
-@pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_workers_ignore_a_signal_to_the_group_and_the_main_process_saves(
-        start_method, cf, tmp_path):
-    code, err, directory = run_with_workers(tmp_path, start_method, "rule")
-    assert code == PREEMPTED, err
+    wait_until_the_group_is_gone(proc.pid)
+    assert proc.returncode == PREEMPTED and "Traceback" not in err, err
     state, _ = cf.load_latest(str(directory), log=print)
-    assert state["step"] >= 1 and "Traceback" not in err
+    assert state["step"] >= 1
 
 
-def test_without_the_worker_rule_a_signal_to_the_group_ends_the_run_unsaved(tmp_path):
+def test_without_the_worker_rule_a_signal_to_the_group_ends_the_run_unsaved(program, tmp_path):
     """The workers keep torch's handlers: SIGTERM ends them, and the main process raises
     at its next batch instead of saving."""
-    code, err, directory = run_with_workers(tmp_path, "fork", "no-rule")
+    code, error, directory = forked_with_workers(program, tmp_path, "no-rule")
     assert code == 1 and not directory.exists()
-    message = err.strip().splitlines()[-1]
-    assert re.fullmatch(r"(\[rank0\]: )?RuntimeError: DataLoader worker \(pid\(s\) [\d, ]+\) "
-                        r"exited unexpectedly", message), err
+    assert re.fullmatch(r"RuntimeError: DataLoader worker \(pid\(s\) [\d, ]+\) "
+                        r"exited unexpectedly", error), error
     assert_quoted("recipes/preemption.md", "exited unexpectedly")
 
 
-def test_an_exception_in_the_loop_ends_the_process_with_workers_that_ignore_sigterm(tmp_path):
+def test_an_exception_in_the_loop_ends_the_process_with_workers_that_ignore_sigterm(
+        program, tmp_path):
     """train closes its batches in `finally`: the workers end before the exception leaves,
-    so the interpreter exits with 1 instead of waiting for workers that ignore SIGTERM."""
-    code, err, _ = run_with_workers(tmp_path, "fork", "crash", signal_the_group=False)
-    assert code == 1 and "RuntimeError: a bug in the training step" in err
+    so the process exits with 1 instead of waiting for workers that ignore SIGTERM."""
+    code, error, _ = forked_with_workers(program, tmp_path, "crash", signal_the_group=False)
+    assert code == 1 and error == "RuntimeError: a bug in the training step"
 
 
 def test_an_iterator_alive_at_exit_hangs_with_workers_that_ignore_sigterm():

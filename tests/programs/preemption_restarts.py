@@ -10,7 +10,8 @@ launcher, the ranks and their DataLoader workers, as SLURM signals a job step), 
 stop signals itself, starts N ranks with the page's `launch_ranks` and TransformerRun, and
 exits with their common exit code (99 if they differ), after appending them to
 <directory>.codes. "no_agreement": true replaces the page's `agree` by each rank's own
-flags, and "after_step": "sigterm_rank_1_at_5" signals rank 1 and its workers only.
+flags, and "after_step": "sigterm_rank_1_at_5" signals rank 1 and its workers only. With
+"workers" it runs one rank with DataLoader workers instead (see with_workers).
 
 The code is the page's own sections of snippets/recipes/preemption.py. Two wrappers only
 observe it: one notes when save_checkpoint is running, the other appends a line to
@@ -22,8 +23,10 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import tempfile
+import time
 
 import torch
 
@@ -124,8 +127,60 @@ def launcher(request):
     os._exit(codes[0] if len(set(codes)) == 1 else 99)
 
 
+class CrashingRun(recipe["TransformerRun"]):
+    def train_step(self, batch):
+        if self.step == 3:
+            raise RuntimeError("a bug in the training step")
+        super().train_step(batch)
+
+
+def with_workers(request):
+    """One rank alone (a gloo group of 1) with 2 DataLoader workers forked from it, in a
+    process group of its own. Once its first workers are started, it creates
+    <directory>.started and waits for <directory>.go (the test signals the group between the
+    two). "workers": "rule" runs the page's code, "no-rule" leaves the workers with torch's
+    handlers and a plain iter(loader), "crash" raises in step 3. Exit code: main()'s, or 1
+    after an exception, whose last line goes to <directory>.log."""
+    os.setpgid(0, 0)
+    directory, mode = request["directory"], request["workers"]
+    page_start_workers = recipe["start_workers"]
+
+    def observed_start_workers(loader):
+        batches = iter(loader) if mode == "no-rule" else page_start_workers(loader)
+        if not os.path.exists(directory + ".started"):
+            open(directory + ".started", "w").close()
+            deadline = time.monotonic() + 60
+            while not os.path.exists(directory + ".go") and time.monotonic() < deadline:
+                time.sleep(0.001)
+        return batches
+
+    recipe["start_workers"] = observed_start_workers
+    if mode == "no-rule":
+        recipe["ignore_stop_signals"] = lambda worker_id: None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1")
+    recipe["dist"].init_process_group("gloo")
+    make_run = CrashingRun if mode == "crash" else recipe["TransformerRun"]
+    try:
+        recipe["main"](directory, make_run=make_run, total_steps=make_run.TOTAL_STEPS,
+                       log=lambda m: None)
+    except SystemExit as e:
+        os._exit(e.code)
+    except Exception as e:
+        with open(directory + ".log", "a") as log:
+            print(f"{type(e).__name__}: {e}", file=log)
+        os._exit(1)
+
+
 def child_or_launcher(request):
-    (launcher if "ranks" in request else child)(request)
+    if "ranks" in request:
+        launcher(request)
+    elif "workers" in request:
+        with_workers(request)
+    else:
+        child(request)
 
 
 if len(sys.argv) > 1:  # one run in this process: a restart as a new interpreter
