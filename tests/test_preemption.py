@@ -6,6 +6,11 @@ tests/programs/preemption_restarts.py: one process imports torch once and forks 
 process for every start (the restarts), so that many of them fit in a few seconds; the last
 start of the SIGTERM test is a new interpreter with PREEMPTION_NEW_INTERPRETER=1. Set
 PREEMPTION_ROUNDS for more signals.
+
+The same program also runs the page's TransformerRun: one rank with DataLoader workers (the
+worker rule), and 2 ranks over gloo under a launcher (the end-to-end test, whose rounds
+PREEMPTION_RANK_ROUNDS sets). The tests send their signals to whole process groups, as SLURM
+and a terminal do, and set up every signal disposition they rely on.
 """
 
 from __future__ import annotations
@@ -377,16 +382,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_until_the_group_is_gone(pgid):
+def wait_until_the_group_is_gone(pgid, kill_after=60):
     """The workers end with their main process (torch's watchdog, at worst)."""
     started = time.perf_counter()
-    while time.perf_counter() < started + 60:
+    while time.perf_counter() < started + kill_after:
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return
         time.sleep(0.05)
-    pytest.fail("DataLoader workers outlived their main process by a minute")
+    os.killpg(pgid, signal.SIGKILL)
+    pytest.fail(f"processes of group {pgid} still there after {kill_after} s: a hang")
 
 
 def forked_with_workers(program, tmp_path, mode, signal_the_group=True):
@@ -400,8 +406,8 @@ def forked_with_workers(program, tmp_path, mode, signal_the_group=True):
     if signal_the_group:
         os.killpg(pid, signal.SIGTERM)  # this process and its workers, still starting
     (tmp_path / "checkpoints.go").touch()
+    wait_until_the_group_is_gone(pid, kill_after=30)  # the process too: it does not hang
     code = os.waitstatus_to_exitcode(program.wait())
-    wait_until_the_group_is_gone(pid)
     log = tmp_path / "checkpoints.log"
     return code, log.read_text().strip() if log.exists() else "", directory
 

@@ -18,6 +18,7 @@ observe it: one notes when save_checkpoint is running, the other appends a line 
 <directory>.during-save when a signal arrives during a save.
 """
 
+import atexit
 import datetime
 import json
 import multiprocessing
@@ -140,7 +141,7 @@ def with_workers(request):
     <directory>.started and waits for <directory>.go (the test signals the group between the
     two). "workers": "rule" runs the page's code, "no-rule" leaves the workers with torch's
     handlers and a plain iter(loader), "crash" raises in step 3. Exit code: main()'s, or 1
-    after an exception, whose last line goes to <directory>.log."""
+    after an exception, whose last line goes to <directory>.log, after the exit handlers."""
     os.setpgid(0, 0)
     directory, mode = request["directory"], request["workers"]
     page_start_workers = recipe["start_workers"]
@@ -171,6 +172,9 @@ def with_workers(request):
     except Exception as e:
         with open(directory + ".log", "a") as log:
             print(f"{type(e).__name__}: {e}", file=log)
+        # What the interpreter does when it exits, while the exception's traceback (and the
+        # frames it holds) is still alive: multiprocessing ends and joins the workers.
+        atexit._run_exitfuncs()
         os._exit(1)
 
 
