@@ -160,7 +160,7 @@ def train(directory, stop, total_steps=TOTAL_STEPS, save_every_s=30 * 60, keep=3
     if rank_0():
         clean_leftovers(directory)  # temporary files of a save that was killed
     barrier()  # no rank reads the directory while rank 0 cleans it
-    state, path = load_latest(directory, log=log, keys=make_run.KEYS)  # falls back past damaged files
+    state, path = load_latest(directory, log=log, keys=make_run.KEYS)  # skips damaged files
     run = make_run()
     if state is not None:
         try:
@@ -403,7 +403,7 @@ class TransformerRun:
         while True:
             epoch, done = divmod(self.step, len(self.loader))
             self.sampler.set_epoch(epoch)
-            self.loader.generator.manual_seed(epoch)  # the workers' seeds; not the global generator
+            self.loader.generator.manual_seed(epoch)  # workers' seeds, not the global RNG's
             for x, y in itertools.islice(start_workers(self.loader), done, None):
                 yield x, y
 
@@ -441,8 +441,9 @@ import socket
 
 
 def launch_ranks(target, world_size, *args, **kwargs):
-    """Run target(*args, **kwargs) in `world_size` new processes of this machine, with the variables
-    torchrun sets and a gloo process group; return their exit codes, like a job step."""
+    """Run target(*args, **kwargs) in `world_size` new processes of this machine, with the
+    variables torchrun sets and a gloo process group; return their exit codes, like a job
+    step."""
     with socket.socket() as s:  # a free port on the loopback interface
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
