@@ -6,6 +6,11 @@ tests/programs/preemption_restarts.py: one process imports torch once and forks 
 process for every start (the restarts), so that many of them fit in a few seconds; the last
 start of the SIGTERM test is a new interpreter with PREEMPTION_NEW_INTERPRETER=1. Set
 PREEMPTION_ROUNDS for more signals.
+
+The same program also runs the page's TransformerRun: one rank with DataLoader workers (the
+worker rule), and 2 ranks over gloo under a launcher (the end-to-end test, whose rounds
+PREEMPTION_RANK_ROUNDS sets). The tests send their signals to whole process groups, as SLURM
+and a terminal do, and set up every signal disposition they rely on.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import inspect
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -57,6 +64,15 @@ class Program:
 
     def run(self, directory, options):
         self.start(directory, options)
+        return self.wait()
+
+    def start_request(self, request):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def request(self, request):
+        self.start_request(request)
         return self.wait()
 
     def close(self):
@@ -123,7 +139,7 @@ def reference(uninterrupted):
 def recipe():
     """The page's definitions, without its demonstrations."""
     namespace = {"__name__": "preemption_test"}
-    exec(compile(section_source(SNIPPET, "running_example", "stop_signals", "train"),
+    exec(compile(section_source(SNIPPET, "running_example", "stop_signals", "train", "workers"),
                  str(SNIPPET), "exec"), namespace)
     return namespace
 
@@ -138,7 +154,7 @@ def wait_for_a_save(directory, before):
 
 def latest_step(directory):
     try:
-        return int((directory / "latest").read_text()[5:13])
+        return int(re.fullmatch(r"ckpt-(\d+)\.pt", (directory / "latest").read_text().strip())[1])
     except FileNotFoundError:
         return 0
 
@@ -323,7 +339,280 @@ def test_a_handler_can_run_in_the_middle_of_optimizer_step():
 
 
 def test_without_sigint_ctrl_c_raises_keyboard_interrupt_as_usual(recipe):
-    with recipe["StopSignals"](signals=(signal.SIGTERM, signal.SIGUSR1)) as stop:
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)
-    assert stop.received == []
+    """Where Python's own SIGINT handler is installed: set here, not inherited (a test run
+    started as a background job inherits SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with recipe["StopSignals"](signals=(signal.SIGTERM, signal.SIGUSR1)) as stop:
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)
+        assert stop.received == []
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_a_process_started_with_sigint_ignored_has_no_keyboard_interrupt(inherited):
+    """A background job of a non-interactive shell (`cmd &`, nohup) starts with SIGINT
+    ignored, and Python then installs no handler for it: Ctrl-C's KeyboardInterrupt is not
+    there to keep."""
+    disposition = signal.SIG_IGN if inherited == "ignored" else signal.SIG_DFL
+    code = ("import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+            "\ntry:\n    signal.raise_signal(signal.SIGINT); print('no exception')"
+            "\nexcept KeyboardInterrupt:\n    print('KeyboardInterrupt')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
+    expected = {"default": "True\nKeyboardInterrupt", "ignored": "False\nno exception"}
+    assert out.stdout.strip() == expected[inherited], out.stderr
+    shown = subprocess.run(["bash", "-c", "sleep 30 & grep SigIgn /proc/$!/status; kill $!"],
+                           capture_output=True, text=True, timeout=30).stdout.split()[1]
+    assert int(shown, 16) & (1 << (signal.SIGINT - 1)), "bash did not start its job with SIGINT ignored"
+
+
+# DataLoader workers: one rank alone with 2 workers, and a SIGTERM to its whole process group
+# while the workers start. fork: forked by the program (tests/programs/preemption_restarts.py);
+# spawn: a new interpreter (tests/programs/preemption_workers.py), whose workers import it.
+WORKERS = ROOT / "tests" / "programs" / "preemption_workers.py"
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_the_group_is_gone(pgid, kill_after=60):
+    """The workers end with their main process (torch's watchdog, at worst)."""
+    started = time.perf_counter()
+    while time.perf_counter() < started + kill_after:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.killpg(pgid, signal.SIGKILL)
+    pytest.fail(f"processes of group {pgid} still there after {kill_after} s: a hang")
+
+
+def forked_with_workers(program, tmp_path, mode, signal_the_group=True):
+    """Returns (exit code, the exception's line or "", directory)."""
+    directory = tmp_path / "checkpoints"
+    pid = program.start_request({"directory": str(directory), "workers": mode})
+    started = time.perf_counter()
+    while not (tmp_path / "checkpoints.started").exists():
+        assert time.perf_counter() < started + 120, "the workers never started"
+        time.sleep(0.001)
+    if signal_the_group:
+        os.killpg(pid, signal.SIGTERM)  # this process and its workers, still starting
+    (tmp_path / "checkpoints.go").touch()
+    wait_until_the_group_is_gone(pid, kill_after=30)  # the process too: it does not hang
+    code = os.waitstatus_to_exitcode(program.wait())
+    log = tmp_path / "checkpoints.log"
+    return code, log.read_text().strip() if log.exists() else "", directory
+
+
+def test_workers_ignore_a_signal_to_the_group_and_the_main_process_saves_fork(
+        program, cf, tmp_path):
+    code, error, directory = forked_with_workers(program, tmp_path, "rule")
+    assert code == PREEMPTED, error
+    state, _ = cf.load_latest(str(directory), log=print)
+    assert state["step"] >= 1
+
+
+def test_workers_ignore_a_signal_to_the_group_and_the_main_process_saves_spawn(cf, tmp_path):
+    """The same with workers started by spawn: each one is a new interpreter that imports
+    torch (seconds), all that time with the stop signals blocked."""
+    directory = tmp_path / "checkpoints"
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKERS), str(directory), "spawn", "rule"],
+        env={**program_env(), "TEST_PORT": str(free_port())}, start_new_session=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "workers started", proc.stderr.read()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # it hangs: end the whole group
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    wait_until_the_group_is_gone(proc.pid)
+    assert proc.returncode == PREEMPTED and "Traceback" not in err, err
+    state, _ = cf.load_latest(str(directory), log=print)
+    assert state["step"] >= 1
+
+
+def test_without_the_worker_rule_a_signal_to_the_group_ends_the_run_unsaved(program, tmp_path):
+    """The workers keep torch's handlers: SIGTERM ends them, and the main process raises
+    at its next batch instead of saving."""
+    code, error, directory = forked_with_workers(program, tmp_path, "no-rule")
+    assert code == 1 and not directory.exists()
+    assert re.fullmatch(r"RuntimeError: DataLoader worker \(pid\(s\) [\d, ]+\) "
+                        r"exited unexpectedly", error), error
+    assert_quoted("recipes/preemption.md", "exited unexpectedly")
+
+
+def test_an_exception_in_the_loop_ends_the_process_with_workers_that_ignore_sigterm(
+        program, tmp_path):
+    """train closes its batches in `finally`: the workers end before the exception leaves,
+    so the process exits with 1 instead of waiting for workers that ignore SIGTERM."""
+    code, error, _ = forked_with_workers(program, tmp_path, "crash", signal_the_group=False)
+    assert code == 1 and error == "RuntimeError: a bug in the training step"
+
+
+def test_an_iterator_alive_at_exit_hangs_with_workers_that_ignore_sigterm():
+    """At exit, multiprocessing ends a process's workers with SIGTERM and waits for them: a
+    worker that ignores SIGTERM keeps an iterator that is still referenced from exiting."""
+    code = textwrap.dedent("""
+        import signal, sys
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+        def ignore_sigterm(worker_id):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if __name__ == "__main__":
+            loader = DataLoader(TensorDataset(torch.arange(64)), batch_size=8, num_workers=2,
+                                worker_init_fn=ignore_sigterm)
+            batches = iter(loader)  # still referenced at exit, as from a traceback
+            next(batches)
+            print("exiting", flush=True)
+            sys.exit(0)
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "exiting"
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_starting_the_resource_tracker_unblocks_sigint_and_sigterm():
+    """Why start_workers starts multiprocessing's resource tracker before it blocks."""
+    code = textwrap.dedent("""
+        import signal
+        from multiprocessing import resource_tracker
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
+        resource_tracker.ensure_running()
+        print(sorted(s.name for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "['SIGUSR1']", out.stderr
+
+
+def test_workers_leave_when_their_main_process_is_gone():
+    """torch's watchdog in each worker: the parent's pid is checked every 5 seconds."""
+    from torch.utils.data._utils import MP_STATUS_CHECK_INTERVAL, worker
+    assert MP_STATUS_CHECK_INTERVAL == 5.0
+    assert "os.getppid() != self.manager_pid" in inspect.getsource(worker.ManagerWatchdog.is_alive)
+    assert "while watchdog.is_alive():" in inspect.getsource(worker._worker_loop)
+
+
+def test_iter_draws_the_base_seed_from_the_loaders_generator_or_the_global_one():
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+    data = TensorDataset(torch.arange(8))
+    sampler = DistributedSampler(data, num_replicas=2, rank=0, shuffle=True, seed=0)
+    for generator, moves in ((None, True), (torch.Generator(), False)):
+        before = torch.get_rng_state()
+        iter(DataLoader(data, batch_size=2, sampler=sampler, generator=generator))
+        assert (not torch.equal(before, torch.get_rng_state())) == moves
+
+
+# Several ranks (tests/programs/preemption_restarts.py with "ranks"): a launcher, 2 ranks of
+# the page's TransformerRun over gloo, 2 DataLoader workers each.
+RANK_STEPS = 30  # TransformerRun.TOTAL_STEPS
+RANKS_FAST = {"total_steps": RANK_STEPS, "save_every_s": 3600}
+RANKS_OFTEN = {"total_steps": RANK_STEPS, "save_every_s": 0.005}
+RANK_ROUNDS = int(os.environ.get("PREEMPTION_RANK_ROUNDS", "4"))
+
+
+def rank_tensors(state):
+    """Every tensor of a TransformerRun checkpoint: model, AdamW state, each rank's RNG."""
+    out = {f"model.{k}": v for k, v in state["model"].items()}
+    for i, s in state["optimizer"]["state"].items():
+        out |= {f"optimizer.{i}.{k}": v for k, v in s.items()}
+    return out | {f"torch_rng.{r}": t for r, t in enumerate(state["torch_rng"])}
+
+
+def final_rank_state(cf, directory):
+    skipped = []
+    state, path = cf.load_latest(str(directory), log=skipped.append, require_checksum=True)
+    assert skipped == [] and state is not None and state["step"] == RANK_STEPS, (path, skipped)
+    return state
+
+
+@pytest.fixture(scope="module")
+def ranks_reference(program, cf, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("ranks-reference") / "checkpoints"
+    status = program.request({"directory": str(directory), "ranks": 2, "options": RANKS_FAST})
+    assert os.waitstatus_to_exitcode(status) == 0, (directory.parent / "checkpoints.log").read_text()
+    return final_rank_state(cf, directory)
+
+
+def test_without_agreement_the_ranks_stop_at_different_steps_and_save_nothing(program, tmp_path):
+    """Each rank looking at its own flag: rank 1 alone receives SIGTERM, stops at a step
+    boundary and waits in its save for rank 0, which waits in the next step's gradient
+    all_reduce; gloo ends both at its timeout (8 s here; 30 minutes by default)."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+    directory = tmp_path / "checkpoints"
+    status = program.request({"directory": str(directory), "ranks": 2, "no_agreement": True,
+                              "options": RANKS_FAST | {"after_step": "sigterm_rank_1_at_5"}})
+    assert json.loads((tmp_path / "checkpoints.codes").read_text()) == [1, 1]
+    assert os.waitstatus_to_exitcode(status) == 1 and not directory.exists()
+    assert "Timed out waiting" in (tmp_path / "checkpoints.log").read_text()
+    assert dist.default_pg_timeout == timedelta(minutes=30)
+
+
+def test_ranks_and_workers_stopped_by_signals_to_the_whole_group_end_bitwise(
+        program, ranks_reference, cf, tmp_path):
+    """The end-to-end test: SIGTERM or SIGUSR1 to the launcher, both ranks and their workers
+    at seeded random moments (every other round: while rank 0 writes a checkpoint), started
+    again after each stop, until done; every round ends with both ranks' exit codes equal,
+    and the final state is bitwise equal to the uninterrupted run's."""
+    directory = tmp_path / "checkpoints"
+    rng = random.Random(2)
+    steps, started = [0], time.perf_counter()
+    for round_ in range(RANK_ROUNDS):
+        before = latest_step(directory)
+        pid = program.start_request({"directory": str(directory), "ranks": 2,
+                                     "options": RANKS_OFTEN})
+        wait_for_a_save(directory, before)
+        if round_ % 2:  # during a save: as soon as a temporary file appears
+            deadline = time.perf_counter() + 10
+            while time.perf_counter() < deadline and not (
+                    directory.exists() and any(n.startswith(cf.TMP_PREFIX)
+                                               for n in os.listdir(directory))):
+                time.sleep(0.0005)
+        else:
+            time.sleep(rng.uniform(0.0, 0.3))
+        with contextlib.suppress(ProcessLookupError):  # it finished first
+            os.killpg(pid, rng.choice([signal.SIGTERM, signal.SIGUSR1]))
+        code = os.waitstatus_to_exitcode(program.wait())
+        assert code in (PREEMPTED, 0), (code, (tmp_path / "checkpoints.log").read_text())
+        assert not [n for n in os.listdir(directory) if n.startswith(cf.TMP_PREFIX)]
+        steps.append(latest_step(directory))
+        assert steps[-1] >= steps[-2], "the latest checkpoint went backwards"
+        if code == 0:
+            break
+    codes = [json.loads(line) for line in (tmp_path / "checkpoints.codes").read_text().splitlines()]
+    during_save = (tmp_path / "checkpoints.during-save").read_text().count("\n")
+    assert os.waitstatus_to_exitcode(program.request(
+        {"directory": str(directory), "ranks": 2, "options": RANKS_FAST})) == 0
+    print(f"\n{len(codes)} rounds in {time.perf_counter() - started:.1f} s: exit codes {codes}, "
+          f"{during_save} signals during a save; steps reached {steps[1:]}")
+    assert all(a == b for a, b in codes) and [PREEMPTED, PREEMPTED] in codes
+    assert during_save > 0, "no signal arrived during a save"
+    final = final_rank_state(cf, directory)
+    assert os.waitstatus_to_exitcode(program.request(  # another number of ranks: refused
+        {"directory": str(directory), "ranks": 1, "options": RANKS_FAST})) == 1
+    assert "ValueError: " + f"{directory}/ckpt-" in (tmp_path / "checkpoints.log").read_text()
+    assert "saved by 2 ranks, loaded by 1" in (tmp_path / "checkpoints.log").read_text()
+    ta, tb = rank_tensors(final), rank_tensors(ranks_reference)
+    assert ta.keys() == tb.keys() and len(final["torch_rng"]) == 2
+    assert not [k for k in ta if not torch.equal(ta[k], tb[k])], "not bitwise equal"
+    assert final["scheduler"] == ranks_reference["scheduler"]

@@ -82,8 +82,8 @@ def run_whole_by_its_page(path) -> str | None:
 
 
 # The other files run in two interpreters, one per xdist worker, one after the other (importing
-# torch is most of a small script's time); the distributed recipe forks, so it runs alone.
-ALONE = {SNIPPETS / "scale" / "distributed.py"}
+# torch is most of a small script's time); the recipes that fork ranks run alone.
+ALONE = {SNIPPETS / "scale" / "distributed.py", SNIPPETS / "recipes" / "preemption.py"}
 _SCRIPTS = [p for p in snippet_files() if not run_whole_by_its_page(p)]
 _SECTIONS = sorted({p.relative_to(SNIPPETS).parts[0] for p in _SCRIPTS})
 STANDALONE = [[p] for p in _SCRIPTS if p in ALONE] + [

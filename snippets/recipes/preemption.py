@@ -11,6 +11,7 @@ import sys
 import time
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -29,6 +30,8 @@ class Run:
     """The model, the optimizer, the scheduler, the data order and the step: everything a
     bitwise resume needs, with state_dict() / load_state_dict() like a module."""
 
+    KEYS = ("model", "optimizer", "scheduler", "step", "order", "data_rng", "torch_rng")
+
     def __init__(self, seed=0):
         torch.manual_seed(seed)
         self.model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.2),
@@ -39,11 +42,15 @@ class Run:
         self.order = torch.arange(len(features))  # this epoch's order of the samples
         self.step = 0
 
-    def train_step(self):
-        i = self.step % BATCHES  # the batch's position in its epoch
-        if i == 0:  # a new epoch: a new order
-            self.order = torch.randperm(len(features), generator=self.data_rng)
-        batch = self.order[i * BATCH:(i + 1) * BATCH]
+    def batches(self):
+        """The batches from the current step on, epoch after epoch."""
+        while True:
+            i = self.step % BATCHES  # the batch's position in its epoch
+            if i == 0:  # a new epoch: a new order
+                self.order = torch.randperm(len(features), generator=self.data_rng)
+            yield self.order[i * BATCH:(i + 1) * BATCH]
+
+    def train_step(self, batch):
         self.optimizer.zero_grad()
         F.cross_entropy(self.model(features[batch]), targets[batch]).backward()  # dropout
         self.optimizer.step()
@@ -119,38 +126,76 @@ assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is bac
 
 # --8<-- [start:train]
 PREEMPTED = 75  # EX_TEMPFAIL in sysexits.h: "try again later"; 0 means training is complete
-KEYS = ("model", "optimizer", "scheduler", "step", "order", "data_rng", "torch_rng")
+
+
+def distributed():
+    return dist.is_available() and dist.is_initialized()
+
+
+def agree(*flags):
+    """Each flag True on every rank if it is True on any rank (an all_reduce with MAX), so
+    that all ranks save and stop at the same step. In one process: the flags as they are."""
+    if not distributed():
+        return flags
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(flags, dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return tuple(bool(v) for v in t.tolist())
+
+
+def rank_0():
+    return not distributed() or dist.get_rank() == 0
+
+
+def barrier():
+    if distributed():
+        dist.barrier()
 
 
 def train(directory, stop, total_steps=TOTAL_STEPS, save_every_s=30 * 60, keep=3,
-          clock=time.monotonic, after_step=None, log=print):
+          clock=time.monotonic, after_step=None, log=print, make_run=Run):
     """Train to `total_steps`, resuming from `directory`; return 0 when done, PREEMPTED
-    when `stop` was requested (the checkpoint of the step reached is saved by then)."""
-    clean_leftovers(directory)  # temporary files of a save that was killed
-    state, path = load_latest(directory, log=log, keys=KEYS)  # falls back past damaged files
-    run = Run()
+    when `stop` was requested (the checkpoint of the step reached is saved by then).
+    On one process or on every rank of a process group (rank 0 writes the files)."""
+    if rank_0():
+        clean_leftovers(directory)  # temporary files of a save that was killed
+    barrier()  # no rank reads the directory while rank 0 cleans it
+    state, path = load_latest(directory, log=log, keys=make_run.KEYS)  # skips damaged files
+    run = make_run()
     if state is not None:
-        run.load_state_dict(state)
+        try:
+            run.load_state_dict(state)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
         log(f"resumed from {path} at step {run.step}")
     saved_step, last_save = run.step, clock()
 
     def save(reason):
         nonlocal saved_step, last_save
         if run.step != saved_step:  # not twice: a signal during a time-based save
-            save_checkpoint(run.state_dict(), directory, run.step, keep=keep)
-            log(f"step {run.step}: saved ({reason})")
+            state = run.state_dict()  # on every rank: it may gather from all of them
+            if rank_0():
+                save_checkpoint(state, directory, run.step, keep=keep)
+                log(f"step {run.step}: saved ({reason})")
+            barrier()  # every rank goes on (or exits) once the file is complete
         saved_step, last_save = run.step, clock()
 
-    while run.step < total_steps:
-        # A step boundary: the step before is complete, the next one has not begun.
-        if clock() - last_save >= save_every_s:
-            save("time")
-        if stop.requested:  # after the time-based save: a signal during it is seen here
-            save(signal.Signals(stop.received[0]).name)
-            return PREEMPTED
-        run.train_step()
-        if after_step is not None:
-            after_step(run)
+    batches = run.batches()
+    try:
+        while run.step < total_steps:
+            # A step boundary: the step before is complete, the next one has not begun.
+            due, stopping = agree(clock() - last_save >= save_every_s, stop.requested)
+            if due:
+                save("time")
+                (stopping,) = agree(stop.requested)  # a signal during the save: seen here
+            if stopping:
+                save(signal.Signals(stop.received[0]).name if stop.requested else "another rank")
+                return PREEMPTED
+            run.train_step(next(batches))
+            if after_step is not None:
+                after_step(run)
+    finally:
+        batches.close()  # ends DataLoader workers now, even when an exception passes
     save("end")
     return 0
 # --8<-- [end:train]
@@ -166,8 +211,10 @@ def main(directory="checkpoints", **options):
 
 # --8<-- [start:uninterrupted]
 reference = Run()
-while reference.step < TOTAL_STEPS:
-    reference.train_step()
+for batch in reference.batches():
+    if reference.step == TOTAL_STEPS:
+        break
+    reference.train_step(batch)
 
 
 def bitwise_equal(state, run):
@@ -239,3 +286,210 @@ print("exit code", code)
 state, path = load_latest("checkpoints")
 print(path, "bitwise equal to the uninterrupted run:", bitwise_equal(state, reference))
 # --8<-- [end:fallback]
+
+
+# --8<-- [start:workers]
+import multiprocessing
+from multiprocessing import resource_tracker
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+def ignore_stop_signals(worker_id):
+    """worker_init_fn: a DataLoader worker ignores the stop signals; the main process
+    decides, at a step boundary, and ends its workers itself."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)  # replaces torch's SIGTERM handler in the worker
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held by start_workers
+
+
+def start_workers(loader):
+    """iter(loader), with the stop signals held while its workers start: a worker starts
+    with them blocked (a signal mask is inherited by fork and by exec) and ignores them from
+    its worker_init_fn on; this process receives the held signals as soon as they start."""
+    context = loader.multiprocessing_context or multiprocessing.get_context()
+    if loader.num_workers and context.get_start_method() != "fork":
+        resource_tracker.ensure_running()  # its first start unblocks SIGINT and SIGTERM
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+# --8<-- [end:workers]
+
+
+# --8<-- [start:workers_demo]
+from torch.utils.data import DataLoader, Dataset
+
+
+class WhoLoads(Dataset):
+    """64 samples; each one is the pid of the process that loaded it."""
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        return os.getpid()
+
+
+loader = DataLoader(WhoLoads(), batch_size=8, num_workers=2, worker_init_fn=ignore_stop_signals)
+with StopSignals() as stop:
+    pids, count = set(), 0
+    for batch in start_workers(loader):
+        pids.update(batch.tolist())
+        count += 1
+        if count == 2:  # one batch from each worker: SIGTERM to them and to this process
+            for pid in pids | {os.getpid()}:
+                os.kill(pid, signal.SIGTERM)
+print("workers:", len(pids), "batches:", count, "stop requested:", stop.requested)
+# --8<-- [end:workers_demo]
+
+
+# --8<-- [start:transformer_run]
+import itertools
+
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+# Synthetic sequences: 256 samples of 8 tokens from a vocabulary of 16, two classes.
+tokens = torch.randint(16, (256, 8), generator=torch.Generator().manual_seed(1))
+SEQUENCES = TensorDataset(tokens, tokens.sum(dim=1) % 2)
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(16, 16)
+        layer = nn.TransformerEncoderLayer(16, nhead=2, dim_feedforward=32, dropout=0.1,
+                                           batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x)).mean(dim=1))
+
+
+class TransformerRun:
+    """Run's counterpart on every rank of a process group: DDP, AdamW with a decay and a
+    no-decay group, warm-up then cosine, a DistributedSampler, DataLoader workers."""
+
+    KEYS = ("model", "optimizer", "scheduler", "step", "torch_rng")
+    TOTAL_STEPS, WARMUP = 30, 5
+
+    def __init__(self, seed=0, num_workers=2):
+        self.seed = seed
+        torch.manual_seed(seed)  # the same initial weights on every rank
+        self.model = DDP(TinyTransformer())
+        named = list(self.model.module.named_parameters())
+        decay = [p for n, p in named if p.ndim >= 2 and not n.startswith("embed")]
+        no_decay = [p for n, p in named if p.ndim < 2 or n.startswith("embed")]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=3e-3)
+        self.scheduler = SequentialLR(self.optimizer, [
+            LinearLR(self.optimizer, start_factor=0.1, total_iters=self.WARMUP),
+            CosineAnnealingLR(self.optimizer, self.TOTAL_STEPS - self.WARMUP)],
+            milestones=[self.WARMUP])
+        self.sampler = DistributedSampler(SEQUENCES, shuffle=True, seed=seed)
+        self.loader = DataLoader(SEQUENCES, batch_size=16, sampler=self.sampler,
+                                 num_workers=num_workers, worker_init_fn=ignore_stop_signals,
+                                 generator=torch.Generator())
+        self.step = 0
+        torch.manual_seed(seed + 1 + dist.get_rank())  # dropout: each rank its own masks
+
+    def batches(self):
+        """This rank's batches from the current step on, epoch after epoch. The order of an
+        epoch comes from the sampler's seed and the epoch number: nothing to save."""
+        while True:
+            epoch, done = divmod(self.step, len(self.loader))
+            self.sampler.set_epoch(epoch)
+            self.loader.generator.manual_seed(epoch)  # workers' seeds, not the global RNG's
+            for x, y in itertools.islice(start_workers(self.loader), done, None):
+                yield x, y
+
+    def train_step(self, batch):
+        x, y = batch
+        self.optimizer.zero_grad()
+        F.cross_entropy(self.model(x), y).backward()  # DDP averages the gradients
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+
+    def state_dict(self):
+        rngs = [None] * dist.get_world_size()
+        dist.all_gather_object(rngs, torch.get_rng_state())  # every rank's dropout generator
+        return {"model": self.model.module.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "step": self.step, "torch_rng": rngs}
+
+    def load_state_dict(self, state):
+        if len(state["torch_rng"]) != dist.get_world_size():
+            raise ValueError(
+                f"saved by {len(state['torch_rng'])} ranks, loaded by {dist.get_world_size()}: "
+                "the data order and each rank's generator would not continue as before; "
+                f"start {len(state['torch_rng'])} ranks, or load the weights only")
+        self.model.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = state["step"]
+        torch.set_rng_state(state["torch_rng"][dist.get_rank()])
+# --8<-- [end:transformer_run]
+
+
+# --8<-- [start:launch_ranks]
+import socket
+
+
+def launch_ranks(target, world_size, *args, **kwargs):
+    """Run target(*args, **kwargs) in `world_size` new processes of this machine, with the
+    variables torchrun sets and a gloo process group; return their exit codes, like a job
+    step."""
+    with socket.socket() as s:  # a free port on the loopback interface
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    context = multiprocessing.get_context("fork")
+    ranks = [context.Process(target=_rank, args=(rank, world_size, port, target, args, kwargs))
+             for rank in range(world_size)]
+    for p in ranks:
+        p.start()
+    for p in ranks:
+        p.join()
+    return [p.exitcode for p in ranks]
+
+
+def _rank(rank, world_size, port, target, args, kwargs):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    torch.set_num_threads(1)  # the processes share this machine's cores
+    dist.init_process_group("gloo")  # reads the variables above
+    try:
+        target(*args, **kwargs)  # main() ends with sys.exit(code): the exit code of this process
+    finally:
+        dist.destroy_process_group()
+# --8<-- [end:launch_ranks]
+
+
+# --8<-- [start:ranks_demo]
+def rank_1_receives_sigterm(run):
+    """Only rank 1 and its workers receive SIGTERM, while step 12 is being trained."""
+    if run.step == 12 and dist.get_rank() == 1:
+        for process in multiprocessing.active_children() + [multiprocessing.current_process()]:
+            os.kill(process.pid, signal.SIGTERM)
+
+
+def launch_and_show(name, directory, **extra):
+    codes = launch_ranks(main, 2, directory, make_run=TransformerRun, log=lambda m: None,
+                         total_steps=TransformerRun.TOTAL_STEPS, **extra)
+    state, path = load_latest(directory)
+    print(f"{name}: exit codes {codes}, {path} at step {state['step']}")
+    return state
+
+
+launch_and_show("stopped", "ranks", after_step=rank_1_receives_sigterm)
+resumed = launch_and_show("started again", "ranks")
+alone = launch_and_show("uninterrupted", "ranks-uninterrupted")
+print("bitwise equal:", all(torch.equal(resumed["model"][k], t) for k, t in alone["model"].items())
+      and all(torch.equal(resumed["optimizer"]["state"][i][k], t)
+              for i, s in alone["optimizer"]["state"].items() for k, t in s.items())
+      and all(map(torch.equal, resumed["torch_rng"], alone["torch_rng"])))
+# --8<-- [end:ranks_demo]
