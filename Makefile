@@ -79,15 +79,6 @@ zensical-parity: $(DOCS_DEPS) node ## Build with the newest Zensical too; report
 	$(PYTHON) scripts/zensical_parity.py --zensical .venv-zensical/bin/zensical
 
 # textlint and its Japanese presets (package.json, pinned by package-lock.json), for
-# scripts/lint_ja.py, which tests/test_japanese.py runs.
-node_modules/.installed: package.json package-lock.json | node
-	npm ci --no-audit --no-fund --silent
-	touch $@
-
-lint-ja: node_modules/.installed ## The Japanese style sheet (textlint + the glossary's terms) on every Japanese page
-	$(PYTHON) scripts/lint_ja.py
-
-# textlint and its Japanese presets (package.json, pinned by package-lock.json), for
 # scripts/lint_ja.py, which tests/test_japanese.py runs. npm comes with Node.js, but not in
 # Debian's nodejs package.
 node_modules/.installed: package.json package-lock.json | node
@@ -100,13 +91,13 @@ node_modules/.installed: package.json package-lock.json | node
 lint-ja: node_modules/.installed ## The Japanese style sheet (textlint + the glossary's terms) on every Japanese page
 	$(PYTHON) scripts/lint_ja.py
 
-node: ## Check for Node.js and npm: math at build time, textlint in the tests (installs Debian's as root)
-	@if command -v node >/dev/null && command -v npm >/dev/null; then :; \
+node: ## Check for Node.js, which typesets the math at build time (installs Debian's as root)
+	@if command -v node >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "Installing Debian's nodejs and npm (math at build time, textlint in the tests)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  echo "Installing Debian's nodejs to typeset the math at build time"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; \
 	else \
-	  echo "Needs Node.js and npm on the PATH: sudo apt-get install nodejs npm"; exit 1; \
+	  echo "The build needs Node.js (node on the PATH): sudo apt-get install nodejs"; exit 1; \
 	fi
 
 browser: ## Install Debian's chromium for the browser test (as root), or say what to install
