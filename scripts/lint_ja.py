@@ -25,7 +25,7 @@ WORK = ROOT / "build" / "textlint"
 TEXTLINT = ROOT / "node_modules" / ".bin" / "textlint"
 # Words that contain a rejected form without being it (ダウンロード is not ロード).
 NOT_REJECTED = {"ロード": ("ダウンロード", "アップロード", "ワークロード", "ペイロード"),
-                "素の": ("要素の",)}
+                "素の": ("要素の",), "他の": ("その他の",)}
 
 
 def glossary_rows() -> list[dict[str, str]]:
@@ -43,6 +43,16 @@ def rejected_forms() -> dict[str, str]:
     """{rejected form: the glossary's term}."""
     return {form.strip(): row["term"] for row in glossary_rows()
             for form in row["rejected"].split(",") if form.strip()}
+
+
+def glossed_forms() -> list[str]:
+    """The first-use forms with a gloss in brackets, such as プリエンプション（強制停止）:
+    a page writes each of them once, and the bare term after that."""
+    forms = set()
+    for row in glossary_rows():
+        cells = [row["term"], *re.findall(r"初出で「([^」]+)」", row["note"])]
+        forms |= {c for c in cells if re.fullmatch(r"[^（）]+（[^）]+）", c)}
+    return sorted(forms)
 
 
 def _prh_pattern(form: str) -> str:

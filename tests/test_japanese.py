@@ -28,6 +28,14 @@ def test_textlint_finds_nothing_on_the_japanese_pages():
     assert findings == [], "\n".join(["python scripts/lint_ja.py reports:", *findings])
 
 
+@pytest.mark.parametrize("path", JA_PAGES, ids=lambda p: p.relative_to(DOCS).as_posix())
+def test_a_gloss_is_written_once_per_page(path):
+    """glossary.ja.md: the gloss in brackets comes once, at first use; then the bare term."""
+    text = path.read_text(encoding="utf-8")
+    repeated = {f: text.count(f) for f in lint_ja.glossed_forms() if text.count(f) > 1}
+    assert repeated == {}
+
+
 PROBE = """# 見本
 
 オプティマイザーの状態を保存します。
