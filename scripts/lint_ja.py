@@ -23,9 +23,10 @@ DOCS = ROOT / "docs"
 GLOSSARY = ROOT / "glossary.ja.md"
 WORK = ROOT / "build" / "textlint"
 TEXTLINT = ROOT / "node_modules" / ".bin" / "textlint"
-# Words that contain a rejected form without being it (ダウンロード is not ロード).
+# Words that contain a rejected form without being it (ダウンロード is not ロード;
+# 平均二乗誤差, mean squared error, is a set term, written so in textbooks and JIS Z 8101).
 NOT_REJECTED = {"ロード": ("ダウンロード", "アップロード", "ワークロード", "ペイロード"),
-                "素の": ("要素の",), "他の": ("その他の",)}
+                "素の": ("要素の",), "他の": ("その他の",), "二乗": ("平均二乗誤差",)}
 
 
 def glossary_rows() -> list[dict[str, str]]:
@@ -57,11 +58,15 @@ def glossed_forms() -> list[str]:
 
 def _prh_pattern(form: str) -> str:
     """A prh pattern for `form`: the plain string, or a regex that skips the longer words
-    in NOT_REJECTED that end with it."""
-    heads = [w[: -len(form)] for w in NOT_REJECTED.get(form, ()) if w.endswith(form)]
-    if not heads:
+    in NOT_REJECTED that contain it (a look-behind on what precedes it in the word, or a
+    look-ahead on what follows where the word starts with it)."""
+    guards = []
+    for word in NOT_REJECTED.get(form, ()):
+        head, _, tail = word.partition(form)
+        guards.append(f"(?<!{re.escape(head)})" if head else f"(?!{re.escape(tail)})")
+    if not guards:
         return form
-    return "/" + "".join(f"(?<!{h})" for h in heads) + re.escape(form) + "/"
+    return "/" + "".join(guards) + re.escape(form) + "/"
 
 
 def write_prh() -> Path:
