@@ -25,7 +25,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build test lint-ja test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ serve: $(DOCS_DEPS) node ## Serve the site on http://127.0.0.1:8000 (both langua
 build: $(DOCS_DEPS) node ## Strict build into site/ (SITE_URL=https://... for the hosted address)
 	$(PYTHON) -m mkdocs build --strict
 
-test: $(DEPS) node browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
+test: $(DEPS) node node_modules/.installed browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
 	$(PYTHON) -m pytest -n 2 --dist loadgroup --record-verified
 
 test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test was skipped
@@ -77,6 +77,19 @@ zensical-parity: $(DOCS_DEPS) node ## Build with the newest Zensical too; report
 	test -x .venv-zensical/bin/zensical || $(BASE_PYTHON) -m venv .venv-zensical
 	.venv-zensical/bin/python -m pip install --quiet --disable-pip-version-check --upgrade zensical
 	$(PYTHON) scripts/zensical_parity.py --zensical .venv-zensical/bin/zensical
+
+# textlint and its Japanese presets (package.json, pinned by package-lock.json), for
+# scripts/lint_ja.py, which tests/test_japanese.py runs. npm comes with Node.js, but not in
+# Debian's nodejs package.
+node_modules/.installed: package.json package-lock.json | node
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; } || \
+	  { echo "textlint needs npm on the PATH: sudo apt-get install npm"; exit 1; }
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+lint-ja: node_modules/.installed ## The Japanese style sheet (textlint + the glossary's terms) on every Japanese page
+	$(PYTHON) scripts/lint_ja.py
 
 node: ## Check for Node.js, which typesets the math at build time (installs Debian's as root)
 	@if command -v node >/dev/null; then :; \

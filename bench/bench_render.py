@@ -13,6 +13,86 @@ from pathlib import Path
 from bench_measure import CPU_JSON, GPU_JSON, METHODS
 
 TABLES = Path(__file__).resolve().parent.parent / "outputs" / "concepts" / "checkpoint-cost"
+LANGS = ("en", "ja")
+
+
+def table_name(kind: str, lang: str) -> str:
+    """cpu.md / gpu.md for the English page, cpu.ja.md / gpu.ja.md for the Japanese one."""
+    return f"{kind}.md" if lang == "en" else f"{kind}.{lang}.md"
+
+
+# The tables' words in each language: headers, captions, labels. Code and product names
+# stay as they are; numbers and units are the same in both.
+TABLE_WORDS = {
+    "en": {
+        "cpu_stamp": "{cpu}, {cores} cores, {mem} GiB RAM, {disk} GB disk free",
+        "median_runs": "median of {n} runs", "median_steps": "median of {n} steps",
+        "seconds": "{s} s",
+        "cpu_head": ["params", "GB", "Adam ÷ weights", "method", "save s", "save ÷ raw",
+                     "load s", "load ÷ raw"],
+        "methods": dict(METHODS),
+        "async_head": ["params", "`async_save` blocked s", "total s", "blocked ÷ total"],
+        "summary_head": ["{m}M params", "value"],
+        "summary": ["Adam state ÷ weights", "checkpoint (weights + Adam)",
+                    "raw write+fsync / cold read",
+                    "save ÷ raw write (torch.save, safetensors, dcp)",
+                    "`async_save`: blocked ÷ total"],
+        "gpu_none": "CUDA",
+        "gpu_head": ["after resume", "`step` on", "param tensors", "`optimizer.step()` ms",
+                     "syncs per step"],
+        "gpu_rows": {"recommended": "model → optimizer → `load_state_dict`",
+                     "classic_loop": "+ loop moving every state tensor to cuda",
+                     "fused": "`Adam(fused=True)`",
+                     "fused_lost": "`Adam(fused=True)` + `load_state_dict`: the saved `fused=None` "
+                                   "won, so not fused ([why](../troubleshooting/errors.md#fused-flag))"},
+        "copy_caption": "GPU → CPU copy, seconds (GB/s): into buffers allocated before, and "
+                        "allocated during the copy (as a first save does)",
+        "copy_head": ["params", "GB", "pageable", "pinned", "pageable + allocation",
+                      "pinned + allocation"],
+        "old_copy_caption": "Measured before the copies were compared like with like: pageable "
+                            "includes allocating fresh memory (page faults), pinned does not "
+                            "include its allocation.",
+        "old_copy_head": ["params", "GB", "GPU → CPU s (pageable)", "GB/s",
+                          "GPU → CPU s (pinned)", "GB/s"],
+    },
+    "ja": {
+        "cpu_stamp": "{cpu}、{cores} コア、メモリ {mem} GiB、ディスクの空き {disk} GB",
+        "median_runs": "{n} 回の中央値", "median_steps": "{n} ステップの中央値",
+        "seconds": "{s} 秒",
+        "cpu_head": ["パラメータ数", "GB", "Adam ÷ 重み", "方法", "保存（秒）", "保存 ÷ 生データ",
+                     "読み込み（秒）", "読み込み ÷ 生データ"],
+        "methods": {**METHODS, "raw": "生データ（書き込み + fsync / 読み込み）",
+                    "safetensors": "safetensors + `torch.save`（オプティマイザ）",
+                    "dcp_async": "`dcp.async_save`（合計）"},
+        "async_head": ["パラメータ数", "`async_save` で待たされる時間（秒）", "合計（秒）",
+                       "待たされる時間 ÷ 合計"],
+        "summary_head": ["パラメータ {m}M", "値"],
+        "summary": ["Adam の状態 ÷ 重み", "チェックポイント（重み + Adam）",
+                    "生データの書き込み + fsync / ディスクからの読み込み",
+                    "保存 ÷ 生データの書き込み（torch.save、safetensors、dcp）",
+                    "`async_save`：待たされる時間 ÷ 合計"],
+        "gpu_none": "CUDA",
+        "gpu_head": ["再開の手順", "`step` の場所", "パラメータのテンソル数",
+                     "`optimizer.step()`（ミリ秒）", "1 ステップの同期回数"],
+        "gpu_rows": {"recommended": "モデル → オプティマイザ → `load_state_dict`",
+                     "classic_loop": "+ 状態のテンソルをすべて cuda に移すループ",
+                     "fused": "`Adam(fused=True)`",
+                     "fused_lost": "`Adam(fused=True)` + `load_state_dict`：保存された `fused=None` "
+                                   "が優先され、fused にならない（[理由](../troubleshooting/errors.md#fused-flag)）"},
+        "copy_caption": "GPU から CPU へのコピーの時間（秒）と速度（GB/s）：あらかじめ確保したバッファへ"
+                        "のコピーと、コピーの中でバッファを確保する場合（最初の保存と同じ）",
+        "copy_head": ["パラメータ数", "GB", "ページング可能", "ピン留め", "ページング可能 + 確保",
+                      "ピン留め + 確保"],
+        "old_copy_caption": "コピーを同じ条件で比べる前の計測です。ページング可能なメモリの時間は新しい"
+                            "メモリの確保（ページフォールト）を含み、ピン留めの時間は確保を含みません。",
+        "old_copy_head": ["パラメータ数", "GB", "GPU → CPU 秒（ページング可能）", "GB/s",
+                          "GPU → CPU 秒（ピン留め）", "GB/s"],
+    },
+}
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 # ---------------------------------------------------------------------------- rendering
 def _fmt_s(x: float | None) -> str:
@@ -44,24 +124,28 @@ def summary(cpu: dict) -> dict:
     }
 
 
-def render_cpu(cpu: dict) -> str:
+def render_cpu(cpu: dict, lang: str = "en") -> str:
+    w = TABLE_WORDS[lang]
     mach, ver, st = cpu["machine"], cpu["versions"], cpu["settings"]
+    comma = "、" if lang == "ja" else ", "
+    machine = w["cpu_stamp"].format(cpu=mach["cpu"], cores=mach["cores"],
+                                    mem=f"{mach['memory_bytes'] / 2**30:.0f}",
+                                    disk=f"{mach['disk_free_bytes'] / 1e9:.0f}")
     lines = [
         "<!-- Generated by bench/checkpoint_bench.py from docs/assets/bench/cpu.json. Do not edit. -->",
         "",
-        f"`{cpu['date']}` · {mach['cpu']}, {mach['cores']} cores, "
-        f"{mach['memory_bytes'] / 2**30:.0f} GiB RAM, {mach['disk_free_bytes'] / 1e9:.0f} GB disk free · "
-        f"torch `{ver['torch']}`, safetensors `{ver.get('safetensors', '—')}`, Python `{ver['python']}` · "
-        f"median of {st['repeats']} runs · {cpu['duration_s']:.0f} s",
+        f"`{cpu['date']}` · {machine} · "
+        f"torch `{ver['torch']}`{comma}safetensors `{ver.get('safetensors', '—')}`{comma}Python `{ver['python']}` · "
+        f"{w['median_runs'].format(n=st['repeats'])} · {w['seconds'].format(s=round(cpu['duration_s']))}",
         "",
-        "| params | GB | Adam ÷ weights | method | save s | save ÷ raw | load s | load ÷ raw |",
+        _row(w["cpu_head"]),
         "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for r in cpu["results"]:
         m = r["methods"]
         raw_w, raw_r = m["raw"]["save_median_s"], m["raw"]["load_median_s"]
         first = True
-        for key, label in METHODS.items():
+        for key, label in w["methods"].items():
             e = m[key]
             save = e.get("save_median_s")
             load = e.get("load_median_s")
@@ -72,57 +156,52 @@ def render_cpu(cpu: dict) -> str:
             lines.append(f"| {head} | {label} | {_fmt_s(save)} | {_ratio(save, raw_w)} | "
                          f"{_fmt_s(load)} | {_ratio(load, raw_r)} |")
             first = False
-    lines += ["", "| params | `async_save` blocked s | total s | blocked ÷ total |",
-              "| ---: | ---: | ---: | ---: |"]
+    lines += ["", _row(w["async_head"]), "| ---: | ---: | ---: | ---: |"]
     for r in cpu["results"]:
         a = r["methods"]["dcp_async"]
         lines.append(f"| {r['params'] / 1e6:.1f}M | {a['blocked_median_s']:.2f} | {a['save_median_s']:.2f} | "
                      f"{a['blocked_median_s'] / a['save_median_s']:.2f} |")
     s = summary(cpu)
-    lines += ["", "| {:.1f}M params | value |".format(s["params"] / 1e6), "| --- | ---: |",
-              f"| Adam state ÷ weights | {s['adam_over_weights']:.2f} |",
-              f"| checkpoint (weights + Adam) | {s['total_gb']:.2f} GB |",
-              f"| raw write+fsync / cold read | {s['raw_write_gb_s']:.2f} / {s['raw_read_gb_s']:.2f} GB/s |",
-              f"| save ÷ raw write (torch.save, safetensors, dcp) | "
-              f"{s['save_over_raw_min']:.2f}× – {s['save_over_raw_max']:.2f}× |",
-              f"| `async_save`: blocked ÷ total | {s['async_blocked_over_total']:.2f} |", ""]
+    head = [w["summary_head"][0].format(m=f"{s['params'] / 1e6:.1f}"), w["summary_head"][1]]
+    values = [f"{s['adam_over_weights']:.2f}", f"{s['total_gb']:.2f} GB",
+              f"{s['raw_write_gb_s']:.2f} / {s['raw_read_gb_s']:.2f} GB/s",
+              f"{s['save_over_raw_min']:.2f}× – {s['save_over_raw_max']:.2f}×",
+              f"{s['async_blocked_over_total']:.2f}"]
+    lines += ["", _row(head), "| --- | ---: |",
+              *(_row([name, value]) for name, value in zip(w["summary"], values)), ""]
     return "\n".join(lines)
 
 
-def render_gpu(gpu: dict | None) -> str:
+def render_gpu(gpu: dict | None, lang: str = "en") -> str:
+    w = TABLE_WORDS[lang]
     head = "<!-- Generated by bench/checkpoint_bench.py from docs/assets/bench/gpu.json. Do not edit. -->"
     if gpu is None:
-        return "\n".join([head, "", "| CUDA | |", "| --- | --- |",
+        return "\n".join([head, "", f"| {w['gpu_none']} | |", "| --- | --- |",
                           "| — | `python bench/checkpoint_bench.py --gpu --quick` |", ""])
     ver = gpu["versions"]
+    comma = "、" if lang == "ja" else ", "
     lines = [head, "",
-             f"`{gpu['date']}` · {gpu['machine']['gpu']} · torch `{ver['torch']}`, CUDA `{ver.get('cuda')}` · "
-             f"median of {gpu['settings']['steps']} steps · {gpu['duration_s']:.0f} s", "",
-             "| after resume | `step` on | param tensors | `optimizer.step()` ms | syncs per step |",
+             f"`{gpu['date']}` · {gpu['machine']['gpu']} · torch `{ver['torch']}`{comma}CUDA `{ver.get('cuda')}` · "
+             f"{w['median_steps'].format(n=gpu['settings']['steps'])} · "
+             f"{w['seconds'].format(s=round(gpu['duration_s']))}", "",
+             _row(w["gpu_head"]),
              "| --- | --- | ---: | ---: | ---: |"]
-    names = {"recommended": "model → optimizer → `load_state_dict`",
-             "classic_loop": "+ loop moving every state tensor to cuda",
-             "fused": "`Adam(fused=True)`"}
+    names = {k: w["gpu_rows"][k] for k in ("recommended", "classic_loop", "fused")}
     for r in gpu["step"]:
         if r["variant"] == "fused" and not r["step_device"].startswith("cuda"):
             # Measured before the benchmark set fused=True again after loading.
-            names["fused"] = ("`Adam(fused=True)` + `load_state_dict`: the saved `fused=None` won, "
-                              "so not fused ([why](../troubleshooting/errors.md#fused-flag))")
+            names["fused"] = w["gpu_rows"]["fused_lost"]
         lines.append(f"| {names[r['variant']]} | `{r['step_device']}` | {r['param_tensors']} | "
                      f"{r['step_median_ms']:.2f} | {r['syncs_per_step']} |")
     if "pageable_alloc_s" in gpu["copy"][0]:
-        lines += ["", "GPU → CPU copy, seconds (GB/s): into buffers allocated before, and allocated "
-                  "during the copy (as a first save does)", "",
-                  "| params | GB | pageable | pinned | pageable + allocation | pinned + allocation |",
+        lines += ["", w["copy_caption"], "", _row(w["copy_head"]),
                   "| ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in gpu["copy"]:
             cells = " | ".join(f"{r[k]:.3f} ({r[k.replace('_s', '_gb_s')]:.1f})" for k in
                                ("pageable_s", "pinned_s", "pageable_alloc_s", "pinned_alloc_s"))
             lines.append(f"| {r['params'] / 1e6:.1f}M | {r['bytes'] / 1e9:.2f} | {cells} |")
     else:  # results from before the like-with-like measurement
-        lines += ["", "Measured before the copies were compared like with like: pageable includes "
-                  "allocating fresh memory (page faults), pinned does not include its allocation.", "",
-                  "| params | GB | GPU → CPU s (pageable) | GB/s | GPU → CPU s (pinned) | GB/s |",
+        lines += ["", w["old_copy_caption"], "", _row(w["old_copy_head"]),
                   "| ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in gpu["copy"]:
             lines.append(f"| {r['params'] / 1e6:.1f}M | {r['bytes'] / 1e9:.2f} | {r['pageable_s']:.3f} | "
@@ -247,8 +326,17 @@ def render_all(out: Path, tables: Path = TABLES) -> list[Path]:
     tables.mkdir(parents=True, exist_ok=True)
     if cpu_path.exists():
         cpu = json.loads(cpu_path.read_text())
-        (tables / "cpu.md").write_text(render_cpu(cpu), encoding="utf-8")
-        written += [tables / "cpu.md"] + plot_cpu(cpu, out)
-    (tables / "gpu.md").write_text(render_gpu(gpu), encoding="utf-8")
-    written.append(tables / "gpu.md")
+        for lang in LANGS:
+            (tables / table_name("cpu", lang)).write_text(render_cpu(cpu, lang), encoding="utf-8")
+            written.append(tables / table_name("cpu", lang))
+        written += plot_cpu(cpu, out)
+    written += write_gpu_tables(gpu, tables)
     return written
+
+
+def write_gpu_tables(gpu: dict | None, tables: Path = TABLES) -> list[Path]:
+    """gpu.md and gpu.ja.md."""
+    tables.mkdir(parents=True, exist_ok=True)
+    for lang in LANGS:
+        (tables / table_name("gpu", lang)).write_text(render_gpu(gpu, lang), encoding="utf-8")
+    return [tables / table_name("gpu", lang) for lang in LANGS]

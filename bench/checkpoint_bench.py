@@ -18,7 +18,8 @@ optimizer. Each figure is the median of several runs; the methods take turns in 
     python bench/checkpoint_bench.py --render       # rewrite tables and plots from the JSON
 
 Outputs: docs/assets/bench/cpu.json (gpu.json), docs/assets/bench/*.png, and the tables that
-docs/concepts/checkpoint-cost.md embeds: outputs/concepts/checkpoint-cost/{cpu,gpu}.md.
+docs/concepts/checkpoint-cost.md embeds: outputs/concepts/checkpoint-cost/{cpu,gpu}.md (and
+{cpu,gpu}.ja.md, the same tables in Japanese, for the Japanese page).
 The command line only: the measurements are in bench_measure.py, tables and plots in
 bench_render.py.
 """
@@ -31,7 +32,7 @@ import sys
 from pathlib import Path
 
 from bench_measure import ASSETS, CPU_JSON, GPU_JSON, run_cpu, run_gpu
-from bench_render import TABLES, render_all, render_cpu, render_gpu
+from bench_render import TABLES, render_all, render_cpu, render_gpu, write_gpu_tables
 
 
 # ---------------------------------------------------------------------------- main
@@ -65,9 +66,7 @@ def main(argv=None) -> int:
         if args.device.startswith("cuda"):
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / GPU_JSON).write_text(json.dumps(result, indent=1) + "\n")
-            args.tables.mkdir(parents=True, exist_ok=True)
-            (args.tables / "gpu.md").write_text(render_gpu(result), encoding="utf-8")
-            paths = [args.out / GPU_JSON, args.tables / "gpu.md"]
+            paths = [args.out / GPU_JSON, *write_gpu_tables(result, args.tables)]
         else:
             paths = []
         print(render_gpu(result))

@@ -39,14 +39,36 @@ def test_results_record_machine_versions_and_samples():
 def test_generated_tables_are_what_the_results_give():
     """Nobody typed the numbers: the included tables are rendered from the JSON."""
     tables = bench_render.TABLES
-    assert (tables / "cpu.md").read_text(encoding="utf-8") == bench_render.render_cpu(CPU)
-    assert (tables / "gpu.md").read_text(encoding="utf-8") == bench_render.render_gpu(GPU)
+    for lang in bench_render.LANGS:
+        cpu, gpu = (tables / bench_render.table_name(k, lang) for k in ("cpu", "gpu"))
+        assert cpu.read_text(encoding="utf-8") == bench_render.render_cpu(CPU, lang), cpu.name
+        assert gpu.read_text(encoding="utf-8") == bench_render.render_gpu(GPU, lang), gpu.name
+
+
+@pytest.mark.parametrize("gpu", [GPU, None], ids=["gpu-results", "no-gpu-results"])
+def test_the_japanese_tables_have_no_english_words(gpu):
+    """Headers, captions and labels of the Japanese page's tables are Japanese; what stays
+    Latin is code (in backquotes), product and format names, units and numbers."""
+    text = bench_render.render_cpu(CPU, "ja") + bench_render.render_gpu(gpu, "ja")
+    text = re.sub(r"<!--.*?-->|`[^`]*`|\]\([^)]*\)", "", text)
+    for name in ("Intel(R) Xeon(R) Processor", CPU["machine"]["cpu"], *(
+            [gpu["machine"]["gpu"]] if gpu else [])):
+        text = text.replace(name, "")
+    allowed = {"GB", "GiB", "GB/s", "M", "Adam", "safetensors", "torch", "Python", "CUDA",
+               "fsync", "dcp", "cuda", "fused", "save", "NVIDIA", "GPU", "CPU"}
+    words = set(re.findall(r"[A-Za-z][A-Za-z/]*", text)) - allowed
+    assert words == set()
+    # and the same figures as the English tables
+    numbers = re.compile(r"\d+\.\d+")
+    assert numbers.findall(bench_render.render_cpu(CPU, "ja")) == numbers.findall(bench_render.render_cpu(CPU))
 
 
 def test_pages_embed_the_tables_and_plots():
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
-        for name in ("cpu.md", "gpu.md"):
+        lang = "ja" if ".ja." in page.name else "en"
+        for kind in ("cpu", "gpu"):
+            name = bench_render.table_name(kind, lang)
             assert f'--8<-- "outputs/concepts/checkpoint-cost/{name}"' in text, (page.name, name)
         for png in ("save_load.png", "async_save.png"):
             assert f"../assets/bench/{png})" in text and (ASSETS / png).stat().st_size > 0

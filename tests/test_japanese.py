@@ -2,58 +2,61 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
-from cookbook_testing.pages import DOCS, ROOT, lang_of, load_module, markdown_pages, notebooks, prose_lines
+from cookbook_testing.pages import DOCS, ROOT, lang_of, load_module, markdown_pages, notebooks
 
-GLOSSARY = ROOT / "glossary.ja.md"
-# Words that contain a rejected form without being it.
-NOT_REJECTED = {"ロード": ("ダウンロード", "アップロード", "ワークロード", "ペイロード"),
-                "素の": ("要素の",)}
-
-
-def rejected_forms() -> dict[str, str]:
-    """{rejected form: the glossary's term}, from the table's third column."""
-    out = {}
-    for line in GLOSSARY.read_text(encoding="utf-8").split("\n"):
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[2] and not set(cells[2]) <= {"-", " "} and cells[0] != "English":
-            for form in cells[2].split(","):
-                out[form.strip()] = cells[1]
-    return out
-
-
-def _prose(path) -> list[tuple[int, str]]:
-    """(line number, text) of the prose a reader reads: no code, no inline code."""
-    if path.suffix == ".ipynb":
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-        lines = [line for c in cells if c["cell_type"] == "markdown" for line in "".join(c["source"]).split("\n")]
-    else:
-        lines = prose_lines(path.read_text(encoding="utf-8"))
-    return [(i + 1, re.sub(r"`[^`]*`", "", line)) for i, line in enumerate(lines)]
-
-
-def test_the_glossary_has_rejected_forms():
-    forms = rejected_forms()
-    assert {"状態辞書", "既定値", "あなた", "古典的な"} <= set(forms)
-
-
+lint_ja = load_module(ROOT / "scripts" / "lint_ja.py", "lint_ja")
 JA_PAGES = [p for p in markdown_pages() + notebooks() if lang_of(p) == "ja"]
 
 
+def test_the_glossary_has_rejected_forms():
+    forms = lint_ja.rejected_forms()
+    assert {"状態辞書", "既定値", "あなた", "古典的な"} <= set(forms)
+
+
+def test_every_japanese_page_and_notebook_is_linted():
+    assert sorted(lint_ja.japanese_files()) == sorted(JA_PAGES)
+
+
+def test_textlint_finds_nothing_on_the_japanese_pages():
+    """The style sheet (.textlintrc.yml) and the glossary's terms, on every Japanese page
+    and the Markdown cells of every Japanese notebook."""
+    findings = lint_ja.lint(lint_ja.japanese_files())
+    assert findings == [], "\n".join(["python scripts/lint_ja.py reports:", *findings])
+
+
 @pytest.mark.parametrize("path", JA_PAGES, ids=lambda p: p.relative_to(DOCS).as_posix())
-def test_japanese_page_uses_the_glossary_terms(path):
-    found = []
-    for form, term in rejected_forms().items():
-        for lineno, text in _prose(path):
-            for exempt in NOT_REJECTED.get(form, ()):
-                text = text.replace(exempt, "")
-            if form in text:
-                found.append(f"{form!r} (use {term!r}): {text.strip()[:60]}")
-    assert found == [], "glossary.ja.md rejects these forms"
+def test_a_gloss_is_written_once_per_page(path):
+    """glossary.ja.md: the gloss in brackets comes once, at first use; then the bare term."""
+    text = path.read_text(encoding="utf-8")
+    repeated = {f: text.count(f) for f in lint_ja.glossed_forms() if text.count(f) > 1}
+    assert repeated == {}
+
+
+PROBE = """# 見本
+
+オプティマイザーの状態を保存します。
+この文は読点の多さや長さを確かめるためだけに書かれていて、内容にはまったく意味がありませんが、それでもなお一文としては十分に長く、百二十字という上限を確実に超えるように、同じような言葉をいくつもいくつも重ねて書き連ね、最後の最後まで句点を打たずに、さらにもう少しだけ続けています。
+学習率は値である。
+ファイルにモデルに書きます。
+ダウンロードしたファイルを読み込みます。
+"""
+
+
+def test_the_style_sheet_reports_each_kind_of_finding(tmp_path):
+    """A file with one mistake of each kind: a rejected term, a long sentence, である among
+    です・ます, a doubled particle. A word that contains a rejected form is not one."""
+    probe = tmp_path / "probe.ja.md"
+    probe.write_text(PROBE, encoding="utf-8")
+    findings = lint_ja.lint([probe], cache=False)
+    rules = {f.split(": ")[1] for f in findings}
+    assert {"prh", "ja-technical-writing/sentence-length",
+            "ja-technical-writing/no-mix-dearu-desumasu",
+            "ja-technical-writing/no-doubled-joshi"} <= rules, findings
+    assert not any(":7:" in f for f in findings), findings  # ダウンロード is not ロード
 
 
 translations = load_module(ROOT / "scripts" / "translations.py", "translations")

@@ -11,7 +11,8 @@ from cookbook_testing.pages import ROOT
 
 def _dry_run(target: str, tmp_path) -> str:
     """What `make <target>` would run on a fresh clone (no .venv yet)."""
-    for name in ("Makefile", "requirements.txt", "requirements-docs.txt"):
+    for name in ("Makefile", "requirements.txt", "requirements-docs.txt", "package.json",
+                 "package-lock.json"):
         shutil.copy(ROOT / name, tmp_path / name)
     return subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True,
                           check=True).stdout

@@ -184,3 +184,49 @@ def test_every_page_with_code_says_what_it_was_last_verified_with(built_site):
         if has_code:
             record = cpu[page]  # `make test` verified every page with code
             assert f"PyTorch {record['torch']}" in html and record["date"] in html, src
+
+
+def _english_ui_strings() -> list[str]:
+    """What the English site shows outside the text of its pages: the site name, the
+    colour toggle's tooltips, the checkpoint-cost tables' headers, captions and labels
+    (bench/bench_render.py), Material's own labels. Code in them stays code and is dropped."""
+    import html as html_lib
+
+    import yaml
+    import bench_render
+
+    class _Loader(yaml.SafeLoader):
+        pass
+    _Loader.add_multi_constructor("", lambda loader, suffix, node: None)  # !ENV, !!python
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=_Loader)
+    strings = [config["site_name"], *(p["toggle"]["name"] for p in config["theme"]["palette"])]
+    words = bench_render.TABLE_WORDS["en"]
+    for value in words.values():
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+        strings += [piece for v in items for piece in re.split(r"\{[^}]*\}|: ", v)]
+    strings += ["Copy to clipboard", "Back to top", "Table of contents", "Type to start searching"]
+    out = set()
+    for s in strings:
+        s = re.sub(r"`[^`]*`|\[[^\]]*\]\([^)]*\)", "", s).strip(" ·,:")
+        if re.search(r"[A-Za-z]{3,}", s) and not re.fullmatch(r"[\w.]+", s):  # words, not a name
+            out.add(html_lib.escape(s, quote=False))
+    return sorted(out)
+
+
+def test_no_english_ui_string_is_left_on_a_japanese_page(built_site):
+    """A Japanese page shows the Japanese site name in its header and tab, Japanese toggle
+    tooltips and Japanese table headers, captions and labels: none of the English site's
+    UI strings is left, outside code."""
+    english = _english_ui_strings()
+    assert {"Dark mode", "Resume Training Cookbook", "save ÷ raw", "median of"} <= set(english)
+    left = {}
+    for src in [p for p in markdown_pages() + notebooks() if lang_of(p) == "ja"]:
+        page = _built(built_site, src).read_text(encoding="utf-8")
+        title = re.search(r"<title>(.*?)</title>", page, re.S)[1]
+        assert title.endswith("学習再開レシピ集"), (src, title)
+        assert re.search(r'class="md-header__topic"[^>]*>\s*<span class="md-ellipsis">\s*学習再開レシピ集', page), src
+        shown = re.sub(r"<(pre|code|script|style)\b.*?</\1>", "", page, flags=re.S)
+        found = [s for s in english if s in shown]
+        if found:
+            left[src.relative_to(DOCS).as_posix()] = found
+    assert left == {}
