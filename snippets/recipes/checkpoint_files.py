@@ -36,8 +36,13 @@ def _no_space(error):
     return False
 
 
-def megabytes(n):
-    return f"{n / 1e6:.1f} MB"
+def size_text(n):
+    """1.6 MB, 82.6 GB: a size as people read it."""
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 def fsync_directory(directory):
@@ -75,13 +80,14 @@ def _new_temporary_file(directory, name):
         return fd, tmp
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, before_replace=None):
     """Replace `path` with what `write(f)` writes: a reader sees the old file or the new one.
 
     The data goes to a temporary file in the same directory (so on the same filesystem),
-    is flushed and fsync'ed, then renamed over `path` with os.replace, and the directory
-    is fsync'ed so that the rename itself survives a power cut. On a full disk it raises
-    DiskFullError (an OSError, errno 28), whatever error the writer raised.
+    is flushed and fsync'ed, then renamed over `path` with os.replace (after calling
+    `before_replace()`, if given), and the directory is fsync'ed so that the rename itself
+    survives a power cut. On a full disk it raises DiskFullError (an OSError, errno 28),
+    whatever error the writer raised.
     """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = _new_temporary_file(directory, os.path.basename(path))
@@ -90,14 +96,16 @@ def atomic_write(path, write):
             write(f)
             f.flush()             # Python's buffer -> the kernel
             os.fsync(f.fileno())  # the kernel's cache -> the disk
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)     # atomic within one filesystem
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
-        if _no_space(e):
+        if isinstance(e, Exception) and _no_space(e):  # not a Ctrl-C
             free = shutil.disk_usage(directory).free
             raise DiskFullError(errno.ENOSPC, f"the disk is full: {path} was not written "
-                                f"({megabytes(free)} free in {directory}); the partial file "
+                                f"({size_text(free)} free in {directory}); the partial file "
                                 "is removed and the old one, if any, is unchanged") from e
         raise
     fsync_directory(directory)
@@ -179,10 +187,12 @@ def _write_checkpoint(state, directory, name, checksum):
         writer = _HashingWriter(f)
         torch.save(state, writer)
 
-    atomic_write(path, write)
-    if checksum:
-        line = f"{writer.sha256.hexdigest()}  {name}\n".encode()
-        atomic_write(path + ".sha256", lambda f: f.write(line))
+    def write_checksum():  # before the file takes its name: it never stands without it
+        if checksum:
+            line = f"{writer.sha256.hexdigest()}  {name}\n".encode()
+            atomic_write(path + ".sha256", lambda f: f.write(line))
+
+    atomic_write(path, write, before_replace=write_checksum)
     # The commit point: until `latest` names the new file, a reader uses the previous one.
     atomic_write(os.path.join(directory, LATEST), lambda f: f.write(f"{name}\n".encode()))
 
@@ -221,12 +231,13 @@ def save_checkpoint(state, directory, step, keep=3, checksum=True, log=print):
                     and os.path.getsize(os.path.join(directory, committed))
                 raise DiskFullError(errno.ENOSPC, (
                     f"the disk is full: {os.path.join(directory, name)} was not saved; "
-                    f"{megabytes(shutil.disk_usage(directory).free)} free in {directory}"
-                    + (f", and the last checkpoint takes {megabytes(size)}" if size else "")
+                    f"{size_text(shutil.disk_usage(directory).free)} free in {directory}"
+                    + (f", and the last checkpoint takes {size_text(size)}" if size else "")
                     + f". `latest` still names {committed}, as it was, and nothing partial "
-                    f"is left. A save needs room for the new file beside the {keep} kept "
-                    f"(keep={keep}): free space there, save to another disk, or lower keep "
-                    "(to 2 at least)")) from e
+                    "is left. A save needs room for the new file beside the last one"
+                    + (f" and the others that keep={keep} keeps: free space there, save to "
+                       "another disk, or lower keep" if keep > 1 else
+                       ": free space there, or save to another disk"))) from e
             _remove_checkpoint(directory, removable[0])
             log(f"{directory}: the disk is full: removed {removable[0]} (keep={keep} would "
                 f"have removed it after this save) and saving {name} again. Free space "
