@@ -494,6 +494,23 @@ def test_a_disk_that_holds_keep_checkpoints_but_not_one_more_still_saves(sc, tmp
     assert logged[0].startswith(f"{disk}: the disk is full: removed ckpt-00000001.pt")
 
 
+
+def test_a_first_save_that_does_not_fit_and_a_read_only_disk(sc, tmp_path, small_disk):
+    size = _checkpoint_bytes(sc, tmp_path)
+    disk = small_disk(size // 2)
+    with pytest.raises(sc.DiskFullError, match="There is no checkpoint yet, and nothing partial"):
+        sc.save_checkpoint(small_state(1, FULL_STATE_N), str(disk), 1)
+    assert os.listdir(disk) == []
+    # A disk mounted read-only: a clear error that names the directory; reading still works.
+    disk = small_disk(size * 3)
+    sc.save_checkpoint(small_state(1, 10), str(disk), 1)
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    with pytest.raises(OSError, match=re.escape(
+            f"[Errno 30] cannot create a file in {disk} (Read-only file system): save to a "
+            "directory that this user can write to")):
+        sc.save_checkpoint(small_state(2, 10), str(disk), 2)
+    assert_complete(sc.load_latest(str(disk), log=pytest.fail)[0], 1)
+
 # A reader of `latest` racing the writer's rotation.
 
 def test_a_reader_racing_a_rotation_with_keep_1_never_reports_damage(sc, tmp_path):

@@ -227,14 +227,16 @@ def save_checkpoint(state, directory, step, keep=3, checksum=True, log=print):
             removable = [n for n in older[:min(len(older) + 1 - keep, len(older) - 1)]
                          if n != committed]
             if not removable:
-                size = committed and os.path.exists(os.path.join(directory, committed)) \
-                    and os.path.getsize(os.path.join(directory, committed))
+                last = os.path.join(directory, committed or "-")
+                size = os.path.getsize(last) if os.path.isfile(last) else 0
                 raise DiskFullError(errno.ENOSPC, (
                     f"the disk is full: {os.path.join(directory, name)} was not saved; "
                     f"{size_text(shutil.disk_usage(directory).free)} free in {directory}"
                     + (f", and the last checkpoint takes {size_text(size)}" if size else "")
-                    + f". `latest` still names {committed}, as it was, and nothing partial "
-                    "is left. A save needs room for the new file beside the last one"
+                    + (f". `latest` still names {committed}, as it was," if committed else
+                       ". There is no checkpoint yet,")
+                    + " and nothing partial is left. A save needs room for the new file "
+                    "beside the last one"
                     + (f" and the others that keep={keep} keeps: free space there, save to "
                        "another disk, or lower keep" if keep > 1 else
                        ": free space there, or save to another disk"))) from e
