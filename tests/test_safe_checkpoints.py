@@ -419,7 +419,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-FULL_STATE_N = 100_000  # 400 kB of float32 per checkpoint (x3 tensors: 1.2 MB)
+FULL_STATE_N = 25_000  # 100 kB of float32 per tensor, 3 tensors: a 300 kB checkpoint
 
 
 def _checkpoint_bytes(sc, tmp_path):
