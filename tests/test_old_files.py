@@ -9,10 +9,12 @@ test checks that the page quotes the messages they make. Today's messages are tr
 
 from __future__ import annotations
 
+import ast
 import importlib
 import io
 import os
 import pickle
+import re
 import sys
 import zipfile
 
@@ -23,7 +25,7 @@ import torch.nn as nn
 
 from cookbook_testing.checkpoints import tagged_checkpoint, trained_adam
 from cookbook_testing.devices import cuda_available
-from cookbook_testing.pages import SNIPPETS, assert_quoted, section_source
+from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, section_source
 
 PAGE = "troubleshooting/old-files.md"
 SNIPPET = SNIPPETS / "troubleshooting" / "old_files.py"
@@ -39,11 +41,16 @@ def ns(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "old_files_test"}
     src = section_source(SNIPPET, "weights_only_whole_model", "convert_whole_model",
-                         "describe_checkpoint_file", "numpy_globals_needed", "numpy_plain")
-    # Only the definitions: the sections' demonstrations need files made by earlier blocks.
-    defs = "\n".join(
-        chunk for chunk in src.split("\n\n\n")
-        if chunk.lstrip().startswith(("def ", "import ", "from ", "class ")))
+                         "describe_checkpoint_file", "numpy1_file", "numpy_globals_needed",
+                         "numpy_plain")
+    # Only the definitions (imports, functions, classes, CONSTANTS): the sections'
+    # demonstrations need files made by earlier blocks.
+    tree = ast.parse(src)
+    tree.body = [node for node in tree.body if isinstance(
+        node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)) or (
+        isinstance(node, ast.Assign) and all(
+            isinstance(t, ast.Name) and t.id.isupper() for t in node.targets))]
+    defs = ast.unparse(tree)
     header = ("import importlib, os, pickle, re, struct, types, zipfile\nimport numpy as np\n"
               "import torch\nfrom checkpoint_files import CheckpointError, atomic_write, "
               "load_checkpoint\n")
@@ -232,6 +239,83 @@ def test_numpy_globals_are_all_needed_and_the_listing_undercounts(tmp_path, ns):
     line = next(l.strip() for l in str(info.value).splitlines() if l.startswith("Can only build"))
     quoted(line)
 
+
+NUMPY1_FILE = ROOT / "tests" / "data" / "numpy-1.26.4.pt"  # tests/programs/write_numpy1_file.py
+
+
+def _numpy1_content():
+    np.random.seed(0)
+    return {"numpy_rng": np.random.get_state(), "best_loss": np.float64(0.25),
+            "val_losses": np.array([0.5, 0.25])}
+
+
+def test_the_page_makes_the_numpy1_file_as_numpy_1_wrote_it(tmp_path, ns):
+    """The page turns a NumPy 2 file into a NumPy 1.x one; a file really written under NumPy
+    1.26.4 (same content, same name) has the same pickle and the same data records."""
+    (tmp_path / "new").mkdir()
+    torch.save(_numpy1_content(), tmp_path / "new" / NUMPY1_FILE.name)
+    ns["as_numpy1_wrote_it"](str(tmp_path / "new" / NUMPY1_FILE.name), str(tmp_path / "made.pt"))
+
+    def records(path):
+        with zipfile.ZipFile(path) as z:  # the serialization id is random on every save
+            return {n: z.read(n) for n in z.namelist() if not n.endswith("serialization_id")}
+
+    made, real = records(tmp_path / "made.pt"), records(NUMPY1_FILE)
+    assert made == real
+    assert b"cnumpy.core.multiarray\n_reconstruct\n" in real["numpy-1.26.4/data.pkl"]
+
+
+def test_a_numpy1_file_loads_only_with_the_tuple_form(tmp_path, ns):
+    from numpy._core.multiarray import _reconstruct, scalar
+
+    listed = torch.serialization.get_unsafe_globals_in_checkpoint(str(NUMPY1_FILE))
+    assert "numpy.core.multiarray._reconstruct" in listed
+    # Under NumPy 2 the objects themselves are allowed under their new names only.
+    objects = [_reconstruct, np.ndarray, np.dtype, np.dtypes.UInt32DType, scalar,
+               np.dtypes.Float64DType]
+    with pytest.raises(pickle.UnpicklingError) as info:
+        with torch.serialization.safe_globals(objects):
+            torch.load(NUMPY1_FILE, weights_only=True)
+    message = "Unsupported global: GLOBAL numpy.core.multiarray._reconstruct"
+    assert message in str(info.value)
+    quoted(message)  # the old-messages table: the name is the one in the file
+    needed = ns["globals_needed"](str(NUMPY1_FILE))
+    assert (_reconstruct, "numpy.core.multiarray._reconstruct") in needed
+    assert (scalar, "numpy.core.multiarray.scalar") in needed
+    with torch.serialization.safe_globals(needed):
+        old = torch.load(NUMPY1_FILE, weights_only=True)
+    expected = _numpy1_content()
+    assert np.array_equal(old["numpy_rng"][1], expected["numpy_rng"][1])
+    assert old["best_loss"] == 0.25 and np.array_equal(old["val_losses"], [0.5, 0.25])
+
+
+class _Timeit:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        import time
+        import timeit
+        return (timeit.timeit, (f"open({self.target!r}, 'w').close()", "pass",
+                                time.perf_counter, 1))
+
+
+def test_globals_needed_allows_numpy_only_and_runs_nothing_else(tmp_path, ns):
+    import time
+    import timeit
+
+    target = tmp_path / "payload_ran.txt"
+    path = tmp_path / "foreign.pt"
+    torch.save({"val_losses": np.array([0.5, 0.25]), "extra": _Timeit(str(target))}, path)
+    with pytest.raises(ns["CheckpointError"], match=re.escape(
+            f"{path}: the file names timeit.timeit, which is not one of numpy's objects")):
+        ns["globals_needed"](str(path))
+    assert not target.exists()
+    # The payload is real: allowed as its refusals ask, the file runs it on load.
+    with torch.serialization.safe_globals([timeit.timeit, time.perf_counter, *ns[
+            "NUMPY_GLOBALS"].values()]):
+        torch.load(path, weights_only=True)
+    assert target.exists()
 
 # The old messages, as the literals found in each release (values filled in at run time).
 OLD_MESSAGES = {

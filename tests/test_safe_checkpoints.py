@@ -223,6 +223,335 @@ def test_no_checkpoint_at_all_and_none_loadable(sc, tmp_path):
         sc.load_latest(str(tmp_path), log=lambda message: None)
 
 
+# --- 2b. names past 10^8, damaged sidecars, full disks, racing readers, odd directories ---
+
+@pytest.mark.parametrize("steps", [
+    [99_999_998, 99_999_999, 100_000_000, 100_003_000],  # a run that passes 10^8
+    [7, 100_003_000, 12_345_678_901],                      # three widths in one directory
+], ids=["past-1e8", "mixed-widths"])
+def test_names_of_any_width_rotate_and_load_in_numeric_order(sc, tmp_path, steps):
+    for step in steps:
+        sc.save_checkpoint(small_state(step, 10), str(tmp_path), step, keep=2)
+    names = sorted(n for n in os.listdir(tmp_path) if n.endswith(".pt"))
+    assert sorted(names) == sorted(f"ckpt-{s:08d}.pt" for s in steps[-2:])
+    state, path = sc.load_latest(str(tmp_path), log=pytest.fail)
+    assert_complete(state, steps[-1])
+    # Without `latest`, the newest by number, not by string.
+    (tmp_path / "latest").unlink()
+    state, path = sc.load_latest(str(tmp_path), log=pytest.fail)
+    assert_complete(state, steps[-1])
+    # The newest damaged: the fallback is the one before it by number.
+    (tmp_path / f"ckpt-{steps[-1]:08d}.pt").write_bytes(b"")
+    skipped = []
+    state, path = sc.load_latest(str(tmp_path), log=skipped.append)
+    assert_complete(state, steps[-2]) and len(skipped) == 1
+
+
+def test_old_eight_digit_names_still_load_beside_wider_ones(sc, tmp_path):
+    for step in (99_999_999, 100_000_000):
+        sc.save_checkpoint(small_state(step, 10), str(tmp_path), step, keep=5)
+    (tmp_path / "ckpt-00000042.pt").write_bytes((tmp_path / "ckpt-99999999.pt").read_bytes())
+    (tmp_path / "latest").write_text("ckpt-99999999.pt\n")  # written before 10^8
+    state, path = sc.load_latest(str(tmp_path), log=pytest.fail)
+    assert path.endswith("ckpt-99999999.pt")
+    sc.save_checkpoint(small_state(100_000_001, 10), str(tmp_path), 100_000_001, keep=2)
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith(".pt")) == [
+        "ckpt-100000000.pt", "ckpt-100000001.pt"]
+
+
+@pytest.mark.parametrize("step, keep", [(-1, 3), (2.0, 3), (1, 0)])
+def test_a_bad_step_or_keep_is_refused(sc, tmp_path, step, keep):
+    with pytest.raises((TypeError, ValueError)):
+        sc.save_checkpoint(small_state(1, 10), str(tmp_path), step, keep=keep)
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("sidecar", ["", "\n", "not a checksum\n", "abc  ckpt-00000002.pt\n"],
+                         ids=["empty", "newline", "text", "short-hash"])
+def test_an_empty_or_malformed_sidecar_falls_back_with_a_message(sc, tmp_path, sidecar):
+    _two_checkpoints(sc, tmp_path, checksum=True)
+    (tmp_path / "ckpt-00000002.pt.sha256").write_text(sidecar)
+    with pytest.raises(sc.CheckpointError) as info:
+        sc.load_checkpoint(str(tmp_path / "ckpt-00000002.pt"))
+    assert str(info.value).startswith(f"{tmp_path / 'ckpt-00000002.pt.sha256'}: ")
+    assert "Load an older checkpoint" in str(info.value)
+    skipped = []
+    state, used = sc.load_latest(str(tmp_path), log=skipped.append)
+    assert used.endswith("ckpt-00000001.pt") and len(skipped) == 1
+    assert "ckpt-00000002.pt.sha256" in skipped[0]
+    assert_complete(state, 1)
+
+
+def test_a_latest_naming_a_missing_file_falls_back_and_says_so(sc, tmp_path):
+    _two_checkpoints(sc, tmp_path, checksum=True)
+    (tmp_path / "latest").write_text("ckpt-00000007.pt\n")
+    skipped = []
+    state, used = sc.load_latest(str(tmp_path), log=skipped.append)
+    assert used.endswith("ckpt-00000002.pt") and len(skipped) == 1
+    assert "ckpt-00000007.pt: no such file" in skipped[0]
+    # Only files newer than what `latest` names: none was committed; the error says so.
+    (tmp_path / "latest").write_text("ckpt-00000000.pt\n")
+    with pytest.raises(sc.CheckpointError, match="newer than what `latest` names"):
+        sc.load_latest(str(tmp_path), log=lambda m: None)
+
+
+def test_a_second_load_of_the_same_file_gives_the_same_state_and_changes_nothing(sc, tmp_path):
+    _two_checkpoints(sc, tmp_path, checksum=True)
+    before = {n: (tmp_path / n).stat().st_mtime_ns for n in os.listdir(tmp_path)}
+    first, path = sc.load_latest(str(tmp_path), log=pytest.fail)
+    second, again = sc.load_latest(str(tmp_path), log=pytest.fail)
+    assert path == again and torch.equal(first["model"]["weight"], second["model"]["weight"])
+    assert {n: (tmp_path / n).stat().st_mtime_ns for n in os.listdir(tmp_path)} == before
+
+
+def test_a_directory_that_is_a_file_is_refused_not_taken_for_a_fresh_start(sc, tmp_path):
+    path = tmp_path / "checkpoints"
+    path.write_bytes(b"not a directory")
+    for call in (lambda: sc.load_latest(str(path)), lambda: sc.clean_leftovers(str(path)),
+                 lambda: sc.save_checkpoint(small_state(1, 10), str(path), 1)):
+        with pytest.raises(NotADirectoryError, match=re.escape(f"{path} is a file")):
+            call()
+    assert path.read_bytes() == b"not a directory"
+
+
+def test_a_symlinked_directory_works_and_a_dangling_one_is_refused(sc, tmp_path):
+    target = tmp_path / "disk" / "checkpoints"
+    target.mkdir(parents=True)
+    link = tmp_path / "checkpoints"
+    link.symlink_to(target)
+    for step in (1, 2, 3):
+        sc.save_checkpoint(small_state(step, 10), str(link), step, keep=2)
+    assert link.is_symlink() and sorted(os.listdir(target)) == [
+        "ckpt-00000002.pt", "ckpt-00000002.pt.sha256",
+        "ckpt-00000003.pt", "ckpt-00000003.pt.sha256", "latest"]
+    assert_complete(sc.load_latest(str(link), log=pytest.fail)[0], 3)
+    # The disk behind the link is gone (not mounted): an error, not a fresh start.
+    os.rename(tmp_path / "disk", tmp_path / "unmounted")
+    for call in (lambda: sc.load_latest(str(link)),
+                 lambda: sc.save_checkpoint(small_state(4, 10), str(link), 4)):
+        with pytest.raises(NotADirectoryError, match="a symlink to .* which does not exist"):
+            call()
+
+
+def _as_user(uid, call):
+    """Run `call` in a forked child with another user id (root bypasses file permissions);
+    returns what it returned, or the text of the exception it raised."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            result = repr(call())
+        except BaseException as e:  # noqa: BLE001
+            result = f"{type(e).__name__}: {e}"
+        os.write(write, result.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return out
+
+
+needs_root = pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() != 0,
+    reason="needs root, to mount a small filesystem or to act as another user")
+
+
+@needs_root
+def test_permissions_give_a_clear_error_and_lose_nothing(sc):
+    import pathlib
+    import shutil
+    import tempfile
+
+    base = pathlib.Path(tempfile.mkdtemp())  # in /tmp: another user can reach it
+    try:
+        _permissions(sc, base)
+    finally:
+        shutil.rmtree(base)
+
+
+def _permissions(sc, base):
+    base.chmod(0o755)
+    directory = base / "checkpoints"
+    _two_checkpoints(sc, directory, checksum=True)
+    directory.chmod(0o755)  # readable by others, writable by its owner only
+    nobody = 65534
+    # Another user cannot save here: the error names the directory and what to do.
+    out = _as_user(nobody, lambda: sc.save_checkpoint(small_state(3, 10), str(directory), 3))
+    assert out.startswith("PermissionError: [Errno 13] cannot create a file in "
+                          f"{directory}"), out
+    assert sorted(os.listdir(directory)) == [
+        "ckpt-00000001.pt", "ckpt-00000001.pt.sha256",
+        "ckpt-00000002.pt", "ckpt-00000002.pt.sha256", "latest"]
+    # A checkpoint that this user cannot read: stop with a clear error, no fallback to an
+    # older file (resuming from it would throw the newer one's progress away).
+    (directory / "ckpt-00000002.pt").chmod(0o600)
+    out = _as_user(nobody, lambda: sc.load_latest(str(directory), log=lambda m: None)[1])
+    assert out.startswith(f"CheckpointAccessError: {directory / 'ckpt-00000002.pt'}: "
+                          "not readable by this user"), out
+    assert "ckpt-00000001.pt" not in out
+
+
+# A really full disk: a small tmpfs mounted for the test.
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Mount a tmpfs of `size` bytes; yields a function that mounts it and returns the path."""
+    mounted = []
+
+    def mount(size):
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                               str(where)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    if os.name != "posix" or os.geteuid() != 0:
+        pytest.skip("needs root to mount a small filesystem (a really full disk)")
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+FULL_STATE_N = 25_000  # 100 kB of float32 per tensor, 3 tensors: a 300 kB checkpoint
+
+
+def _checkpoint_bytes(sc, tmp_path):
+    sc.save_checkpoint(small_state(1, FULL_STATE_N), str(tmp_path / "measure"), 1)
+    return os.path.getsize(tmp_path / "measure" / "ckpt-00000001.pt")
+
+
+def test_a_full_disk_raises_torchs_runtime_error_not_oserror(tmp_path, small_disk):
+    disk = small_disk(256 * 1024)
+    with pytest.raises(RuntimeError) as info:
+        torch.save(small_state(1, FULL_STATE_N), disk / "ckpt.pt")
+    assert not isinstance(info.value, OSError)
+    assert re.match(r"\[enforce fail at inline_container\.cc:\d+\] \. unexpected pos \d+ vs \d+",
+                    str(info.value)), str(info.value)
+    # Through a Python file object, as the library writes, the OSError of the write is the
+    # RuntimeError's context: errno 28 is there to find.
+    (disk / "ckpt.pt").unlink()
+    with open(disk / "ckpt.pt", "wb") as f:
+        writer = type("W", (), {"write": lambda self, b: f.write(b), "flush": lambda self: None})()
+        with pytest.raises(RuntimeError) as info:
+            torch.save(small_state(1, FULL_STATE_N), writer)
+    assert isinstance(info.value.__context__, OSError) and info.value.__context__.errno == 28
+    # /dev/full, which the page uses (no root needed), fails the same way; a save small
+    # enough to sit in the C++ stream's buffer fails when the buffer is written, with the
+    # stream's own message.
+    for n, expected in [(FULL_STATE_N, r"\[enforce fail at inline_container\.cc:\d+\] \. "
+                                        r"unexpected pos \d+ vs \d+"),
+                        (10, r"basic_ios::clear: iostream error")]:
+        with pytest.raises(RuntimeError) as info:
+            torch.save(small_state(1, n), "/dev/full")
+        assert not isinstance(info.value, OSError)
+        assert re.match(expected, str(info.value)), str(info.value)
+    assert_quoted("concepts/checkpoint-size.md", "`inline_container.cc`", "`/dev/full`",
+                  "`basic_ios::clear: iostream error`")
+
+
+def test_a_full_disk_gives_a_clear_error_and_keeps_the_previous_checkpoint(sc, tmp_path,
+                                                                          small_disk):
+    size = _checkpoint_bytes(sc, tmp_path)
+    disk = small_disk(size * 3 // 2)  # room for one checkpoint, not two
+    sc.save_checkpoint(small_state(1, FULL_STATE_N), str(disk), 1, keep=1)
+    with pytest.raises(OSError) as info:
+        sc.save_checkpoint(small_state(2, FULL_STATE_N), str(disk), 2, keep=1)
+    e = info.value
+    assert isinstance(e, sc.DiskFullError) and e.errno == 28
+    message = str(e)
+    assert message.startswith(f"[Errno 28] the disk is full: {disk}/ckpt-00000002.pt "
+                              "was not saved"), message
+    assert re.search(r"\d+(\.\d)? (bytes|kB|MB) free in " + re.escape(str(disk)), message), message
+    assert message.endswith("free space there, or save to another disk"), message
+    assert "`latest` still names ckpt-00000001.pt" in message
+    assert_quoted("concepts/checkpoint-size.md", "`[Errno 28] the disk is full:`")
+    assert sorted(os.listdir(disk)) == ["ckpt-00000001.pt", "ckpt-00000001.pt.sha256", "latest"]
+    state, path = sc.load_latest(str(disk), log=pytest.fail, require_checksum=True)
+    assert_complete(state, 1)
+
+
+def test_a_disk_that_holds_keep_checkpoints_but_not_one_more_still_saves(sc, tmp_path,
+                                                                        small_disk):
+    size = _checkpoint_bytes(sc, tmp_path)
+    disk = small_disk(size * 5 // 2)  # room for two checkpoints, not three
+    logged = []
+    for step in range(1, 6):
+        sc.save_checkpoint(small_state(step, FULL_STATE_N), str(disk), step, keep=2,
+                           log=logged.append)
+        state, path = sc.load_latest(str(disk), log=pytest.fail, require_checksum=True)
+        assert_complete(state, step)
+        assert not [n for n in os.listdir(disk) if n.startswith(sc.TMP_PREFIX)]
+    assert sorted(n for n in os.listdir(disk) if n.endswith(".pt")) == [
+        "ckpt-00000004.pt", "ckpt-00000005.pt"]
+    assert len(logged) == 3 and all("the disk is full" in m for m in logged), logged
+    assert logged[0].startswith(f"{disk}: the disk is full: removed ckpt-00000001.pt")
+
+
+
+def test_a_first_save_that_does_not_fit_and_a_read_only_disk(sc, tmp_path, small_disk):
+    size = _checkpoint_bytes(sc, tmp_path)
+    disk = small_disk(size // 2)
+    with pytest.raises(sc.DiskFullError, match="There is no checkpoint yet, and nothing partial"):
+        sc.save_checkpoint(small_state(1, FULL_STATE_N), str(disk), 1)
+    assert os.listdir(disk) == []
+    # A disk mounted read-only: a clear error that names the directory; reading still works.
+    disk = small_disk(size * 3)
+    sc.save_checkpoint(small_state(1, 10), str(disk), 1)
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    with pytest.raises(OSError, match=re.escape(
+            f"[Errno 30] cannot create a file in {disk} (Read-only file system): save to a "
+            "directory that this user can write to")):
+        sc.save_checkpoint(small_state(2, 10), str(disk), 2)
+    assert_complete(sc.load_latest(str(disk), log=pytest.fail)[0], 1)
+
+# A reader of `latest` racing the writer's rotation.
+
+def test_a_reader_racing_a_rotation_with_keep_1_never_reports_damage(sc, tmp_path):
+    """A writer process saves with keep=1 (each save deletes the file `latest` named just
+    before) while this process reads with load_latest, until the step passes 100. In
+    /dev/shm where there is one: fsync costs nothing on a tmpfs, so the test takes little
+    time; renames and unlinks race as on a disk."""
+    import shutil
+    import tempfile
+
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    directory = tempfile.mkdtemp(dir=shm or tmp_path)
+    try:
+        _race(sc, directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _race(sc, directory):
+    sc.save_checkpoint(small_state(1, 10), directory, 1, keep=1)
+    pid = os.fork()
+    if pid == 0:  # the writer: saves until it is killed
+        try:
+            for step in range(2, 10**6):
+                sc.save_checkpoint(small_state(step, 10), directory, step, keep=1)
+        finally:
+            os._exit(1)
+    skipped, last, reads, started = [], 1, 0, time.perf_counter()
+    try:
+        while last < 100 and time.perf_counter() - started < 60:
+            state, path = sc.load_latest(directory, log=skipped.append, require_checksum=True)
+            assert_complete(state, state["step"])
+            assert state["step"] >= last
+            last, reads = state["step"], reads + 1
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert not skipped, skipped[:3]
+    assert last >= 100 and reads >= 20, f"too little racing: step {last}, {reads} reads"
+
+
 # --- 3. untrusted checkpoints -----------------------------------------------------------------
 
 class Payload:

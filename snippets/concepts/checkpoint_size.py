@@ -143,18 +143,27 @@ print(sorted(os.listdir("checkpoints")))
 
 # --8<-- [start:rotation_failure]
 class FailsHalfway:
-    """Stands in for anything that stops torch.save midway: an error, a full disk."""
+    """Stands in for anything that stops torch.save midway: an error, a bug in a callback."""
 
     def __reduce__(self):
-        raise OSError(28, "No space left on device")
+        raise RuntimeError("interrupted")
 
 
-# A save that fails (here: the disk is full) deletes nothing: the last good checkpoint stays.
+# A save that fails deletes nothing: the last good checkpoint stays.
 try:
     save_checkpoint({"step": 500, "broken": FailsHalfway()}, "checkpoints", 500, keep=2)
-except OSError as e:
+except RuntimeError as e:
     print(f"save failed: {e}")
 print(sorted(os.listdir("checkpoints")))
 state, path = load_latest("checkpoints")
 print(path, state["step"])
 # --8<-- [end:rotation_failure]
+
+# --8<-- [start:full_disk_error]
+# On Linux, /dev/full is a device on which every write fails as on a full disk (errno 28).
+try:
+    torch.save(state, "/dev/full")
+except Exception as e:  # noqa: BLE001 - we print what a full disk gives
+    print(f"{type(e).__name__}: {e}")
+    print("an OSError:", isinstance(e, OSError))
+# --8<-- [end:full_disk_error]

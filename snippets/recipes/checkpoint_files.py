@@ -8,13 +8,41 @@
 
 # --8<-- [start:atomic_write]
 import contextlib
+import errno
 import hashlib
 import os
 import re
+import shutil
 
 import torch
 
 TMP_PREFIX = ".tmp-"  # every temporary file starts with this (see clean_leftovers)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # a full disk, a full quota
+
+
+class DiskFullError(OSError):
+    """A write that did not fit on the disk (errno ENOSPC); says where, and how much is free."""
+
+
+def _no_space(error):
+    """Whether `error`, or an error it came from, is a full disk. torch.save reports one as
+    RuntimeError ("unexpected pos ..."), raised while the write's OSError was handled."""
+    for _ in range(20):  # a chain of causes, never a cycle
+        if error is None:
+            return False
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def size_text(n):
+    """1.6 MB, 82.6 GB: a size as people read it."""
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 def fsync_directory(directory):
@@ -41,17 +69,25 @@ def _new_temporary_file(directory, name):
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
         except FileExistsError:
             continue
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise type(e)(e.errno, f"cannot create a file in {directory} ({e.strerror}): "
+                              "save to a directory that this user can write to, or change "
+                              "its permissions (or the mount, if read-only)") from e
+            raise
         if mode != 0o666:
             os.fchmod(fd, mode)  # keep the mode of the file being replaced
         return fd, tmp
 
 
-def atomic_write(path, write):
+def atomic_write(path, write, before_replace=None):
     """Replace `path` with what `write(f)` writes: a reader sees the old file or the new one.
 
     The data goes to a temporary file in the same directory (so on the same filesystem),
-    is flushed and fsync'ed, then renamed over `path` with os.replace, and the directory
-    is fsync'ed so that the rename itself survives a power cut.
+    is flushed and fsync'ed, then renamed over `path` with os.replace (after calling
+    `before_replace()`, if given), and the directory is fsync'ed so that the rename itself
+    survives a power cut. On a full disk it raises DiskFullError (an OSError, errno 28),
+    whatever error the writer raised.
     """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = _new_temporary_file(directory, os.path.basename(path))
@@ -60,18 +96,66 @@ def atomic_write(path, write):
             write(f)
             f.flush()             # Python's buffer -> the kernel
             os.fsync(f.fileno())  # the kernel's cache -> the disk
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)     # atomic within one filesystem
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(e, Exception) and _no_space(e):  # not a Ctrl-C
+            free = shutil.disk_usage(directory).free
+            raise DiskFullError(errno.ENOSPC, f"the disk is full: {path} was not written "
+                                f"({size_text(free)} free in {directory}); the partial file "
+                                "is removed and the old one, if any, is unchanged") from e
         raise
     fsync_directory(directory)
 # --8<-- [end:atomic_write]
 
 
 # --8<-- [start:save_checkpoint]
-CHECKPOINT = re.compile(r"ckpt-(\d{8})\.pt")  # ckpt-00000042.pt: sorts by step
+import operator
+
+CHECKPOINT = re.compile(r"ckpt-(\d{8,})\.pt")  # ckpt-00000042.pt ... ckpt-100003000.pt
 LATEST = "latest"  # a small text file holding the name of the newest complete checkpoint
+
+
+def checkpoint_name(step):
+    return f"ckpt-{step:08d}.pt"  # 8 digits at least, more past step 99,999,999
+
+
+def checkpoint_step(name):
+    """The step of a checkpoint's file name, or None if `name` is not one."""
+    found = CHECKPOINT.fullmatch(name)
+    if found is None or checkpoint_name(int(found[1])) != name:
+        return None
+    return int(found[1])
+
+
+def checkpoints(directory):
+    """The checkpoint files in `directory`, oldest first: by step, as numbers."""
+    names = [n for n in os.listdir(directory) if checkpoint_step(n) is not None]
+    return sorted(names, key=checkpoint_step)
+
+
+def check_directory(directory):
+    """Raise NotADirectoryError, saying what it is, if `directory` exists but is no directory
+    (a file; a symlink to a disk that is not mounted), rather than start from scratch."""
+    if os.path.isdir(directory) or not os.path.lexists(directory):
+        return
+    what = "a file"
+    if os.path.islink(directory):
+        what = f"a symlink to {os.readlink(directory)}, which does not exist (a disk not mounted?)"
+    raise NotADirectoryError(errno.ENOTDIR, f"{directory} is {what}, not a directory: pass the "
+                             "directory that holds the checkpoints, or make it one")
+
+
+def read_latest(directory):
+    """The name that `latest` holds, or None if there is no `latest`."""
+    try:
+        with open(os.path.join(directory, LATEST), "rb") as f:
+            return f.read(4096).decode(errors="replace").strip()
+    except FileNotFoundError:
+        return None
 
 
 class _HashingWriter:
@@ -88,14 +172,13 @@ class _HashingWriter:
         self.f.flush()
 
 
-def save_checkpoint(state, directory, step, keep=3, checksum=True):
-    """Save `state` as directory/ckpt-<step>.pt, then point `latest` at it; keep `keep` files.
+def _remove_checkpoint(directory, name):
+    for p in (name, name + ".sha256"):  # the file first: a reader checks the sidecar first
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(directory, p))
 
-    With `checksum`, the sha256 of the file is written beside it as ckpt-<step>.pt.sha256
-    (the format of `sha256sum`, so `sha256sum -c` checks it too).
-    """
-    os.makedirs(directory, exist_ok=True)
-    name = f"ckpt-{step:08d}.pt"
+
+def _write_checkpoint(state, directory, name, checksum):
     path = os.path.join(directory, name)
     writer = None
 
@@ -104,19 +187,68 @@ def save_checkpoint(state, directory, step, keep=3, checksum=True):
         writer = _HashingWriter(f)
         torch.save(state, writer)
 
-    atomic_write(path, write)
-    if checksum:
-        line = f"{writer.sha256.hexdigest()}  {name}\n".encode()
-        atomic_write(path + ".sha256", lambda f: f.write(line))
+    def write_checksum():  # before the file takes its name: it never stands without it
+        if checksum:
+            line = f"{writer.sha256.hexdigest()}  {name}\n".encode()
+            atomic_write(path + ".sha256", lambda f: f.write(line))
+
+    atomic_write(path, write, before_replace=write_checksum)
     # The commit point: until `latest` names the new file, a reader uses the previous one.
     atomic_write(os.path.join(directory, LATEST), lambda f: f.write(f"{name}\n".encode()))
 
-    done = sorted(n for n in os.listdir(directory) if CHECKPOINT.fullmatch(n) and n <= name)
+
+def save_checkpoint(state, directory, step, keep=3, checksum=True, log=print):
+    """Save `state` as directory/ckpt-<step>.pt, then point `latest` at it; keep `keep` files.
+
+    With `checksum`, the sha256 of the file is written beside it as ckpt-<step>.pt.sha256
+    (the format of `sha256sum`, so `sha256sum -c` checks it too). On a full disk, it first
+    removes, oldest first, the files that this save's rotation would remove anyway, and
+    tries again (and logs it); if that is not enough, it raises DiskFullError, with the
+    previous checkpoint and `latest` as they were.
+    """
+    step = operator.index(step)  # an integer: int, numpy or torch integers; not a float
+    if step < 0 or keep < 1:
+        raise ValueError(f"save_checkpoint: step must be >= 0 and keep >= 1, "
+                         f"not step={step}, keep={keep}")
+    check_directory(directory)
+    os.makedirs(directory, exist_ok=True)
+    name = checkpoint_name(step)
+    while True:
+        try:
+            _write_checkpoint(state, directory, name, checksum)
+            break
+        except DiskFullError as e:
+            committed = read_latest(directory)
+            if committed != name:
+                _remove_checkpoint(directory, name)  # never committed: take it away
+            older = [n for n in checkpoints(directory) if checkpoint_step(n) < step]
+            # What the rotation below removes after this save, but never the newest older
+            # file, nor the one `latest` names: one complete checkpoint stays, always.
+            removable = [n for n in older[:min(len(older) + 1 - keep, len(older) - 1)]
+                         if n != committed]
+            if not removable:
+                last = os.path.join(directory, committed or "-")
+                size = os.path.getsize(last) if os.path.isfile(last) else 0
+                raise DiskFullError(errno.ENOSPC, (
+                    f"the disk is full: {os.path.join(directory, name)} was not saved; "
+                    f"{size_text(shutil.disk_usage(directory).free)} free in {directory}"
+                    + (f", and the last checkpoint takes {size_text(size)}" if size else "")
+                    + (f". `latest` still names {committed}, as it was," if committed else
+                       ". There is no checkpoint yet,")
+                    + " and nothing partial is left. A save needs room for the new file "
+                    "beside the last one"
+                    + (f" and the others that keep={keep} keeps: free space there, save to "
+                       "another disk, or lower keep" if keep > 1 else
+                       ": free space there, or save to another disk"))) from e
+            _remove_checkpoint(directory, removable[0])
+            log(f"{directory}: the disk is full: removed {removable[0]} (keep={keep} would "
+                f"have removed it after this save) and saving {name} again. Free space "
+                "there, or lower keep, to save without this")
+
+    done = [n for n in checkpoints(directory) if checkpoint_step(n) <= step]
     for old in done[:-keep]:
-        for p in (old, old + ".sha256"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(directory, p))
-    return path
+        _remove_checkpoint(directory, old)
+    return os.path.join(directory, name)
 # --8<-- [end:save_checkpoint]
 
 
@@ -124,6 +256,7 @@ def save_checkpoint(state, directory, step, keep=3, checksum=True):
 def clean_leftovers(directory):
     """Remove the temporary files that a killed save left behind. Call it at start-up,
     while no other process is writing to `directory`. Returns the names removed."""
+    check_directory(directory)
     if not os.path.isdir(directory):
         return []
     removed = []
@@ -142,6 +275,14 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used; the message names the file and the problem."""
 
 
+class CheckpointVanished(CheckpointError):
+    """The file is not there (any more): another process may have rotated it away."""
+
+
+class CheckpointAccessError(CheckpointError):
+    """The file is there but this process may not read it: fix that, do not fall back."""
+
+
 def _first_line(exc):
     """The informative line of a torch.load error (weights_only errors put it last)."""
     lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
@@ -150,35 +291,65 @@ def _first_line(exc):
     return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
+def _unreadable(path, e):
+    if isinstance(e, PermissionError):
+        return CheckpointAccessError(
+            f"{path}: not readable by this user (uid {os.getuid()}; {e.strerror}): change its "
+            "permissions or owner, or run as the user that wrote it. Nothing was loaded.")
+    return CheckpointError(f"{path}: cannot be read ({type(e).__name__}: {e.strerror or e}). "
+                           "Load an older checkpoint, or check the disk.")
+
+
 def load_checkpoint(path, require_checksum=False, keys=()):
-    """torch.load with weights_only=True, and an error that says which file and what is wrong."""
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path}: no such file")
-    size = os.path.getsize(path)
-    if size == 0:
-        raise CheckpointError(f"{path}: the file is empty (a save was interrupted). "
-                              "Load an older checkpoint.")
+    """torch.load with weights_only=True, and an error that says which file and what is wrong.
+
+    The file is opened once: the bytes checked against the sha256 are the bytes loaded, even
+    if another process removes or replaces the file meanwhile.
+    """
     sidecar = path + ".sha256"
-    if os.path.exists(sidecar):
-        with open(sidecar) as f:
-            expected = f.read().split()[0]
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
+    try:  # the sidecar first: save_checkpoint removes the checkpoint first
+        with open(sidecar, "rb") as f:
+            line = f.read(4096).decode(errors="replace")
+    except FileNotFoundError:
+        line = None
+    except OSError as e:
+        raise _unreadable(sidecar, e) from e
+    expected = None
+    if line is not None:
+        expected = (line.split() or [""])[0]
+        if not re.fullmatch(r"[0-9a-f]{64}", expected):
+            raise CheckpointError(
+                f"{sidecar}: not a sha256 line ({line[:40]!r}): the checksum file is empty "
+                f"or damaged, so {os.path.basename(path)} cannot be checked. Load an older "
+                "checkpoint (or check the file by hand and delete the checksum file).")
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise CheckpointVanished(f"{path}: no such file") from None
+    except OSError as e:
+        raise _unreadable(path, e) from e
+    with f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise CheckpointError(f"{path}: the file is empty (a save was interrupted). "
+                                  "Load an older checkpoint.")
+        if expected is not None:
+            h = hashlib.sha256()
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-        if h.hexdigest() != expected:
+            if h.hexdigest() != expected:
+                raise CheckpointError(
+                    f"{path}: sha256 does not match {os.path.basename(sidecar)}: the file "
+                    "changed after it was saved (truncated, or damaged on disk or in a "
+                    "copy). Load an older checkpoint.")
+            f.seek(0)
+        elif require_checksum:
+            raise CheckpointError(f"{path}: no {os.path.basename(sidecar)} beside it")
+        try:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - every failure becomes one clear message
             raise CheckpointError(
-                f"{path}: sha256 does not match {os.path.basename(sidecar)}: the file changed "
-                "after it was saved (truncated, or damaged on disk or in a copy). "
-                "Load an older checkpoint.")
-    elif require_checksum:
-        raise CheckpointError(f"{path}: no {os.path.basename(sidecar)} beside it")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - every failure becomes one clear message
-        raise CheckpointError(
-            f"{path}: torch.load failed ({_first_line(e)}); the file is truncated, corrupt "
-            "or not a checkpoint. Load an older checkpoint.") from e
+                f"{path}: torch.load failed ({_first_line(e)}); the file is truncated, "
+                "corrupt or not a checkpoint. Load an older checkpoint.") from e
     missing = [k for k in keys if k not in state]
     if missing:
         raise CheckpointError(f"{path}: incomplete checkpoint, missing keys {missing}")
@@ -191,30 +362,45 @@ def load_latest(directory, log=print, **kwargs):
     """Load the checkpoint that `latest` names or, if it is unusable, the newest older one.
 
     Returns (state, path), or (None, None) if there is no checkpoint at all. Raises
-    CheckpointError if there are checkpoints but none loads: do not start from scratch then.
+    CheckpointError if there are checkpoints but none loads, or one may not be read (a
+    permission): do not start from scratch then. A file that vanishes while another process
+    rotates the checkpoints is not damage: it reads `latest` again.
     """
-    if not os.path.isdir(directory):
-        return None, None
-    names = sorted((n for n in os.listdir(directory) if CHECKPOINT.fullmatch(n)), reverse=True)
-    if not names:
-        return None, None
-    try:
-        with open(os.path.join(directory, LATEST)) as f:
-            newest = f.read().strip()
-    except FileNotFoundError:
-        newest = names[0]
-    if not CHECKPOINT.fullmatch(newest):
-        log(f"skipped {directory}/{LATEST}: it names {newest!r}, not a checkpoint")
-        newest = names[0]
-    # Files newer than `latest` were never committed: skip them.
-    candidates = [newest] + [n for n in names if n < newest]
-    for name in candidates:
-        path = os.path.join(directory, name)
-        try:
-            return load_checkpoint(path, **kwargs), path
-        except CheckpointError as e:
-            log(f"skipped {e}")
-    raise CheckpointError(f"{directory}: none of {candidates} loads; see the messages above")
+    check_directory(directory)
+    for _ in range(100):
+        if not os.path.isdir(directory):
+            return None, None
+        names = checkpoints(directory)[::-1]  # newest first
+        if not names:
+            return None, None
+        newest = committed = read_latest(directory)
+        if newest is None:
+            newest = names[0]
+        elif checkpoint_step(newest) is None:
+            log(f"skipped {os.path.join(directory, LATEST)}: it names {newest!r}, not a checkpoint")
+            newest = names[0]
+        # Files newer than `latest` were never committed: skip them.
+        candidates = [newest] + [n for n in names if checkpoint_step(n) < checkpoint_step(newest)]
+        for name in candidates:
+            path = os.path.join(directory, name)
+            try:
+                return load_checkpoint(path, **kwargs), path
+            except CheckpointAccessError:
+                raise
+            except CheckpointVanished as e:
+                if read_latest(directory) != committed or checkpoints(directory)[::-1] != names:
+                    break  # rotated meanwhile: read `latest` again
+                log(f"skipped {e}")
+            except CheckpointError as e:
+                log(f"skipped {e}")
+        else:
+            newer = [n for n in names if checkpoint_step(n) > checkpoint_step(newest)]
+            raise CheckpointError(
+                f"{directory}: none of {candidates} loads; see the messages above"
+                + (f" ({newer} are newer than what `latest` names: never committed)"
+                   if newer else ""))
+    raise CheckpointError(f"{directory}: the checkpoints changed 100 times while being read: "
+                          "another process saves faster than this one reads")
 # --8<-- [end:load_latest]
 
 

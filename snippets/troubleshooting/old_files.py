@@ -257,17 +257,68 @@ torch.save({"model": classifier.state_dict(),
 print(sorted(torch.serialization.get_unsafe_globals_in_checkpoint("old_numpy.pt")))
 # --8<-- [end:numpy_old_file]
 
+# --8<-- [start:numpy1_file]
+import zipfile
+
+
+def as_numpy1_wrote_it(path, out):
+    """Copy a file saved under NumPy 2 as NumPy 1.x wrote it: the same bytes, but for the
+    module path that NumPy 2 renamed (numpy.core -> numpy._core) in the pickle."""
+    with zipfile.ZipFile(path) as z:
+        records = [(info, z.read(info)) for info in z.infolist()]
+    with zipfile.ZipFile(out, "w") as z:
+        for info, data in records:
+            if info.filename.endswith("/data.pkl"):
+                data = data.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+            z.writestr(info, data)
+
+
+as_numpy1_wrote_it("old_numpy.pt", "old_numpy1.pt")
+print(what_torch_says("old_numpy1.pt"))
+print(sorted(torch.serialization.get_unsafe_globals_in_checkpoint("old_numpy1.pt")))
+# --8<-- [end:numpy1_file]
+
+# --8<-- [start:numpy1_tuple]
+from numpy._core.multiarray import _reconstruct
+
+# The function itself, as the message advises: allowed as numpy._core.multiarray._reconstruct.
+with torch.serialization.safe_globals([_reconstruct]):
+    print(what_torch_says("old_numpy1.pt"))
+# The function under the name the file uses: allowed; the next refusal is the next global.
+with torch.serialization.safe_globals([(_reconstruct, "numpy.core.multiarray._reconstruct")]):
+    print(what_torch_says("old_numpy1.pt"))
+# --8<-- [end:numpy1_tuple]
+
 # --8<-- [start:numpy_globals_needed]
 import re
 
+from numpy._core.multiarray import _reconstruct, scalar
 
-def globals_needed(path, limit=20):
-    """Follow torch.load's advice one global at a time; returns the objects to allow.
+# What numpy's arrays, dtypes and scalars need, under each name a file may use for them:
+# NumPy 2 writes numpy._core.multiarray, NumPy 1.x numpy.core.multiarray.
+NUMPY_GLOBALS = {
+    "numpy._core.multiarray._reconstruct": _reconstruct,
+    "numpy.core.multiarray._reconstruct": _reconstruct,
+    "numpy._core.multiarray.scalar": scalar,
+    "numpy.core.multiarray.scalar": scalar,
+    "numpy.ndarray": np.ndarray,
+    "numpy.dtype": np.dtype,
+    **{f"numpy.dtypes.{kind}DType": getattr(np.dtypes, f"{kind}DType") for kind in (
+        "Bool", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+        "Float16", "Float32", "Float64", "Complex64", "Complex128")},
+}
 
-    Only for a file you trust: it imports the modules that the file names.
+
+def globals_needed(path):
+    """Follow torch.load's refusals, allowing numpy's globals only; returns the allowlist
+    for torch.serialization.safe_globals. A name from NUMPY_GLOBALS that differs from the
+    object's own (NumPy 1.x's numpy.core...) goes in as the pair (object, name).
+
+    Any other name stops it: the file holds more than numpy objects (a class, a function
+    that allowlisting would let the file call), and nothing of it is loaded.
     """
-    allowed = []
-    for _ in range(limit):
+    allowed, names = [], set()
+    while True:
         try:
             with torch.serialization.safe_globals(allowed):
                 torch.load(path, weights_only=True)
@@ -277,16 +328,51 @@ def globals_needed(path, limit=20):
                               r"|but got <class '([^']+)'>", str(e))
             if found is None:
                 raise
-            module, _, name = (found[1] or found[2]).rpartition(".")
-            allowed.append(getattr(importlib.import_module(module), name))
-    raise RuntimeError(f"{path}: still refused after allowing {limit} globals")
+            name = found[1] or found[2]
+            if name not in NUMPY_GLOBALS or name in names:
+                raise CheckpointError(
+                    f"{path}: the file names {name}, which is not one of numpy's objects: "
+                    "do not allow it (an allowed function runs with the file's arguments). "
+                    "Load the file only if you know what that is, or ask for a file saved "
+                    "with plain values") from None
+            obj = NUMPY_GLOBALS[name]
+            names.add(name)
+            own = f"{obj.__module__}.{obj.__qualname__}"
+            allowed.append(obj if own == name else (obj, name))
 
 # --8<-- [end:numpy_globals_needed]
 
 # --8<-- [start:numpy_globals_run]
-needed = globals_needed("old_numpy.pt")
-print([f"{g.__module__}.{g.__name__}" for g in needed])
+def allowlist_names(allowed):
+    return [f"({g[0].__name__}, {g[1]!r})" if isinstance(g, tuple)
+            else f"{g.__module__}.{g.__name__}" for g in allowed]
+
+
+print(allowlist_names(globals_needed("old_numpy.pt")))  # written under NumPy 2
+needed = globals_needed("old_numpy1.pt")  # written under NumPy 1.x
+print(allowlist_names(needed))
 # --8<-- [end:numpy_globals_run]
+
+# --8<-- [start:numpy_foreign]
+import time
+import timeit
+
+
+class Payload:
+    """A file from elsewhere: it names timeit.timeit, which runs a statement of its choosing."""
+
+    def __reduce__(self):
+        return (timeit.timeit, ("open('payload_ran.txt', 'w').close()", "pass",
+                                time.perf_counter, 1))
+
+
+torch.save({"val_losses": np.array([0.5, 0.25]), "extra": Payload()}, "foreign.pt")
+try:
+    globals_needed("foreign.pt")
+except CheckpointError as e:
+    print(e)
+print(os.path.exists("payload_ran.txt"))  # nothing ran
+# --8<-- [end:numpy_foreign]
 
 # --8<-- [start:numpy_plain]
 def plain(value):
@@ -306,7 +392,7 @@ def plain(value):
 # --8<-- [start:numpy_convert]
 # Once, on the trusted old file: load with exactly the globals it needs, convert, save.
 with torch.serialization.safe_globals(needed):
-    old = torch.load("old_numpy.pt", weights_only=True)
+    old = torch.load("old_numpy1.pt", weights_only=True)
 atomic_write("converted.pt", lambda f: torch.save(plain(old), f))
 
 new = torch.load("converted.pt", weights_only=True)  # nothing to allow any more
