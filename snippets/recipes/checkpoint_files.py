@@ -415,8 +415,8 @@ PER_GROUP = ("base_lrs", "_last_lr", "lr_lambdas", "min_lrs", "max_lrs",
 def in_group_order(scheduler_state, match):
     """A scheduler's saved state with its per-group values in the order of the groups here."""
     state = dict(scheduler_state)
-    for key in PER_GROUP:
-        if isinstance(state.get(key), list):
+    for key in PER_GROUP:  # a scheduler built before add_param_group has fewer values
+        if isinstance(state.get(key), list) and len(state[key]) == len(match):
             state[key] = [state[key][j] for j in match]
     if "_schedulers" in state:  # SequentialLR, ChainedScheduler
         state["_schedulers"] = [in_group_order(s, match) for s in state["_schedulers"]]
