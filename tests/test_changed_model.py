@@ -376,6 +376,9 @@ def test_load_by_name_matches_groups_by_their_parameters(ns):
     assert load_by_name(resumed_optimizer, saved["optimizer"]) == ([], [])
     biases, weights = resumed_optimizer.param_groups
     assert (biases["weight_decay"], biases["lr"]) == (0.0, 1e-4)
+    by_position = torch.optim.AdamW(_decay_groups(ns["Net"](), decay_first=False))
+    by_position.load_state_dict(copy.deepcopy(saved["optimizer"]))  # torch's own load
+    assert by_position.param_groups[0]["weight_decay"] == 0.1  # the biases decay
     assert (weights["weight_decay"], weights["lr"]) == (0.1, 1e-3)
     assert biases["param_names"][0] == "fc1.bias"
     ns["train"](model, optimizer)

@@ -127,6 +127,19 @@ def test_every_wrapper_stack(stack):
            file="fsdp2" in stack)  # FSDP2's DTensors through a real file
 
 
+def test_wrapper_levels_in_names():
+    """The levels each wrapper adds to the names, as the page lists them: FSDP2 none."""
+    from cookbook_testing.setups import Tiny, wrap
+    plain = [n for n, _ in Tiny().named_parameters()]
+    for stack, level in (("fsdp2", None), ("DDP", "module."), ("compile", "_orig_mod."),
+                         ("ckpt_outer", None), ("DDP>compile", "module._orig_mod.")):
+        names = [n for n, _ in wrap(Tiny(), stack).named_parameters()]
+        assert names == [(level or "") + n for n in plain], stack
+    names = [n for n, _ in wrap(Tiny(), "ckpt").named_parameters()]
+    assert "blocks.0._checkpoint_wrapped_module.weight" in names
+    assert [lib.plain_name(n) for n in names] == plain
+
+
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_every_group_layout(layout):
     """Each group layout, by name and checked, under three stacks and across them."""
