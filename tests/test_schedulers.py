@@ -411,8 +411,9 @@ def test_set_hyperparameters_refuses_one_value_for_groups_that_differ(family):
     before = copy.deepcopy(optimizer.param_groups)
     with pytest.raises(ValueError, match=r"set_hyperparameters: one weight_decay \(0.05\) for 2 "
                                          r"parameter groups that have different ones "
-                                         r"\(\[0.1, 0.0\]\); give a list"):
+                                         r"\(\[0.1, 0.0\]\); give a list") as info:
         checkpoint_files.set_hyperparameters(optimizer, scheduler, weight_decay=0.05)
+    assert_quoted("recipes/safe-checkpoints.md", f"ValueError: {info.value}")
     with pytest.raises(ValueError, match=r"set_hyperparameters: one lr \(0.0003\) for 2 "
                                          r"parameter groups that have different ones"):
         checkpoint_files.set_hyperparameters(optimizer, scheduler, lr=3e-4)
