@@ -233,3 +233,13 @@ def test_new_hyperparameters_per_group_equal_a_run_that_had_them(case, data):
     assert got.keys() == expected.keys()
     for name in got:
         assert got[name] == pytest.approx(expected[name], rel=1e-12, abs=1e-15), name
+
+
+def test_the_weekly_job_runs_the_long_profile():
+    import yaml
+    from cookbook_testing.pages import ROOT
+    doc = yaml.safe_load((ROOT / ".github" / "workflows" / "weekly.yml").read_text())
+    steps = doc["jobs"]["generated-cases"]["steps"]
+    step = next(s for s in steps if "test_library_properties.py" in s.get("run", ""))
+    assert step["env"]["HYPOTHESIS_PROFILE"] == "long"
+    assert settings.get_profile("long").max_examples > 10 * settings.get_profile("default").max_examples
