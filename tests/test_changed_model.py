@@ -459,3 +459,21 @@ def test_adafactor_state_loads_by_name_and_passes_the_check(ns):
         load_by_name(torch.optim.Adafactor(wide.named_parameters()), saved["optimizer"])
     with pytest.raises(ValueError, match=r"head.weight has shape \(7, 8\), its saved row_var"):
         check_same_parameters(torch.optim.Adafactor(wide.named_parameters()), saved["optimizer"])
+
+
+def test_every_scheduler_but_reduce_on_plateau_sets_initial_lr(ns):
+    """What load_by_name's refusal of reordered groups relies on, as the page says."""
+    from torch.optim import lr_scheduler as sched
+    for make in (lambda o: sched.StepLR(o, 2), lambda o: sched.LambdaLR(o, lambda s: 1.0),
+                 lambda o: sched.OneCycleLR(o, max_lr=0.1, total_steps=5),
+                 lambda o: sched.CyclicLR(o, 0.01, 0.1),
+                 lambda o: sched.SequentialLR(o, [sched.ConstantLR(o), sched.ExponentialLR(o, 0.9)], [2])):
+        optimizer = torch.optim.SGD(ns["Net"]().parameters(), lr=0.1, momentum=0.9)
+        make(optimizer)
+        assert "initial_lr" in optimizer.param_groups[0]
+    optimizer = torch.optim.SGD(ns["Net"]().parameters(), lr=0.1)
+    sched.ReduceLROnPlateau(optimizer)
+    assert "initial_lr" not in optimizer.param_groups[0]
+    with pytest.raises(ValueError, match="give both scheduler= and saved_scheduler=, or neither"):
+        load_by_name(torch.optim.Adam(ns["Net"]().named_parameters()), fresh(ns)["optimizer"],
+                     scheduler=sched.ReduceLROnPlateau(optimizer))

@@ -443,6 +443,8 @@ def load_by_name(optimizer, saved, skip=(), scheduler=None, saved_scheduler=None
             raise ValueError(f"{where} has no param_names: build the optimizer from "
                              "model.named_parameters() (torch 2.6 or later)")
     check_group_count(optimizer, saved)
+    if (scheduler is None) != (saved_scheduler is None):
+        raise ValueError("load_by_name: give both scheduler= and saved_scheduler=, or neither")
     plain_names([n for g in groups for n in g["param_names"]], "this optimizer")
     plain_names([n for g in saved_groups for n in g["param_names"]], "the checkpoint")
     names = [[plain_name(n) for n in g["param_names"]] for g in groups]
