@@ -467,7 +467,8 @@ def test_every_scheduler_but_reduce_on_plateau_sets_initial_lr(ns):
     for make in (lambda o: sched.StepLR(o, 2), lambda o: sched.LambdaLR(o, lambda s: 1.0),
                  lambda o: sched.OneCycleLR(o, max_lr=0.1, total_steps=5),
                  lambda o: sched.CyclicLR(o, 0.01, 0.1),
-                 lambda o: sched.SequentialLR(o, [sched.ConstantLR(o), sched.ExponentialLR(o, 0.9)], [2])):
+                 lambda o: sched.SequentialLR(o, [sched.ConstantLR(o),
+                                                  sched.ExponentialLR(o, 0.9)], [2])):
         optimizer = torch.optim.SGD(ns["Net"]().parameters(), lr=0.1, momentum=0.9)
         make(optimizer)
         assert "initial_lr" in optimizer.param_groups[0]

@@ -18,10 +18,14 @@ import torch
 import torch.nn as nn
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import checkpoint_files as lib
+from cookbook_testing.pages import ROOT
 from cookbook_testing.setups import SCHEDULERS, process_group
 
+# Hypothesis keeps caches in ./.hypothesis; here under .cache/, which .gitignore names.
+set_hypothesis_home_dir(ROOT / ".cache" / "hypothesis")
 settings.register_profile("default", max_examples=15, deadline=None, derandomize=True,
                           database=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -237,9 +241,9 @@ def test_new_hyperparameters_per_group_equal_a_run_that_had_them(case, data):
 
 def test_the_weekly_job_runs_the_long_profile():
     import yaml
-    from cookbook_testing.pages import ROOT
     doc = yaml.safe_load((ROOT / ".github" / "workflows" / "weekly.yml").read_text())
     steps = doc["jobs"]["generated-cases"]["steps"]
     step = next(s for s in steps if "test_library_properties.py" in s.get("run", ""))
     assert step["env"]["HYPOTHESIS_PROFILE"] == "long"
-    assert settings.get_profile("long").max_examples > 10 * settings.get_profile("default").max_examples
+    long, default = settings.get_profile("long"), settings.get_profile("default")
+    assert long.max_examples > 10 * default.max_examples
