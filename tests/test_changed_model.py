@@ -278,3 +278,203 @@ def test_set_optimizer_state_dict_by_name(ns):
     with pytest.raises(KeyError) as info:
         load(ns["Shallow"](), named=True)
     assert_quoted(PAGE, f"KeyError: {info.value}")
+
+
+# --- wrappers stacked, groups in another order, optimizers whose state is not per element ---
+
+def _named(names, model):
+    """An Adam over `model`'s parameters under the given names (a wrapper's view of them)."""
+    return torch.optim.Adam(list(zip(names, model.parameters())))
+
+
+@pytest.mark.parametrize("prefix", ["module._orig_mod.", "_orig_mod.module.", "module.module.",
+                                    "_fsdp_wrapped_module._checkpoint_wrapped_module.",
+                                    "module._orig_mod._checkpoint_wrapped_module."])
+def test_load_by_name_strips_stacked_wrapper_prefixes(ns, prefix):
+    model = ns["Net"]()
+    names = [prefix + n for n, _ in model.named_parameters()]
+    optimizer = _named(names, model)
+    assert load_by_name(optimizer, fresh(ns)["optimizer"]) == ([], [])
+    assert torch.equal(optimizer.state[model.fc2.weight]["exp_avg"],
+                       ns["old_optimizer"].state[ns["old"].fc2.weight]["exp_avg"])
+    check_same_parameters(_named(names, ns["Net"]()), fresh(ns)["optimizer"])  # passes
+    # and the other way: a checkpoint saved under the stacked names, a plain model
+    saved = fresh(ns)["optimizer"]
+    saved["param_groups"][0]["param_names"] = names
+    assert load_by_name(torch.optim.Adam(ns["Net"]().named_parameters()), saved) == ([], [])
+    state = {prefix + k: v for k, v in fresh(ns)["model"].items()}
+    assert load_weights(ns["Net"](), state) == []
+
+
+def test_wrapper_names_that_torch_gives(ns):
+    """What the wrappers really call the parameters, under the pinned torch: DataParallel
+    around a compiled model, a compiled DataParallel, activation checkpointing applied to
+    blocks inside the model (the outermost checkpoint_wrapper hides its own level)."""
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        apply_activation_checkpointing, checkpoint_wrapper)
+    net = ns["Net"]()
+    assert next(nn.DataParallel(torch.compile(net)).named_parameters())[0] == \
+        "module._orig_mod.fc1.weight"
+    assert next(torch.compile(nn.DataParallel(net)).named_parameters())[0] == \
+        "_orig_mod.module.fc1.weight"
+    assert next(checkpoint_wrapper(net).named_parameters())[0] == "fc1.weight"
+    inner = ns["Net"]()
+    apply_activation_checkpointing(inner, checkpoint_wrapper_fn=checkpoint_wrapper,
+                                   check_fn=lambda m: isinstance(m, nn.Linear))
+    assert next(inner.named_parameters())[0] == "fc1._checkpoint_wrapped_module.weight"
+    assert next(iter(inner.state_dict())) == "fc1.weight"  # its state_dict hides the level
+    stacked = nn.DataParallel(torch.compile(checkpoint_wrapper(ns["Net"]())))
+    assert next(stacked.named_parameters())[0] == \
+        "module._orig_mod._checkpoint_wrapped_module.fc1.weight"
+    for model in (nn.DataParallel(torch.compile(ns["Net"]())), inner, stacked):
+        optimizer = torch.optim.Adam(model.named_parameters())
+        assert load_by_name(optimizer, fresh(ns)["optimizer"]) == ([], [])
+        assert len(optimizer.state) == 6
+        assert load_weights(model, fresh(ns)["model"]) == []
+
+
+def test_load_by_name_refuses_a_checkpoint_none_of_whose_names_is_here(ns):
+    model = ns["Net"]()
+    optimizer = _named([f"block{i}.w" for i in range(6)], model)
+    with pytest.raises(ValueError, match=r"no saved parameter matches group 0 \['block0.w', "
+                                         r"'block1.w', 'block2.w'\]; the checkpoint has "
+                                         r"\['fc1.weight', 'fc1.bias', 'fc2.weight'\]"):
+        load_by_name(optimizer, fresh(ns)["optimizer"])
+    assert not optimizer.state
+
+
+def test_names_that_become_one_without_prefixes_are_refused(ns):
+    model = ns["Net"]()
+    names = ["fc1.weight", "module.fc1.weight", "fc2.weight", "fc2.bias", "head.weight",
+             "head.bias"]
+    with pytest.raises(ValueError, match="fc1.weight and module.fc1.weight are both fc1.weight"):
+        load_by_name(_named(names, model), fresh(ns)["optimizer"])
+    with pytest.raises(ValueError, match="are both fc1.weight"):
+        load_weights(model, {**fresh(ns)["model"], "module.fc1.weight": model.fc1.weight})
+
+
+def _decay_groups(model, decay_first=True, decay=0.1):
+    weights = [(n, p) for n, p in model.named_parameters() if n.endswith("weight")]
+    biases = [(n, p) for n, p in model.named_parameters() if n.endswith("bias")]
+    groups = [{"params": weights, "weight_decay": decay, "lr": 1e-3},
+              {"params": biases, "weight_decay": 0.0, "lr": 1e-4}]
+    return groups if decay_first else groups[::-1]
+
+
+def test_load_by_name_matches_groups_by_their_parameters(ns):
+    """Decay and no-decay groups built in the other order: each group takes the
+    hyperparameters and the state of the saved group that holds its parameters."""
+    torch.manual_seed(2)
+    model = ns["Net"]()
+    optimizer = torch.optim.AdamW(_decay_groups(model))
+    ns["train"](model, optimizer)
+    saved = copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict()})
+
+    resumed = ns["Net"]()
+    resumed.load_state_dict(saved["model"])
+    resumed_optimizer = torch.optim.AdamW(_decay_groups(resumed, decay_first=False))
+    assert load_by_name(resumed_optimizer, saved["optimizer"]) == ([], [])
+    biases, weights = resumed_optimizer.param_groups
+    assert (biases["weight_decay"], biases["lr"]) == (0.0, 1e-4)
+    by_position = torch.optim.AdamW(_decay_groups(ns["Net"](), decay_first=False))
+    by_position.load_state_dict(copy.deepcopy(saved["optimizer"]))  # torch's own load
+    assert by_position.param_groups[0]["weight_decay"] == 0.1  # the biases decay
+    assert (weights["weight_decay"], weights["lr"]) == (0.1, 1e-3)
+    assert biases["param_names"][0] == "fc1.bias"
+    ns["train"](model, optimizer)
+    ns["train"](resumed, resumed_optimizer)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), resumed.parameters()))
+
+
+def test_load_by_name_refuses_groups_whose_members_changed(ns):
+    model = ns["Net"]()
+    saved = torch.optim.AdamW(_decay_groups(model)).state_dict()
+    named = dict(model.named_parameters())
+    moved = [{"params": [(n, named[n]) for n in ("fc1.weight", "fc2.weight", "fc1.bias")]},
+             {"params": [(n, named[n]) for n in ("head.weight", "fc2.bias", "head.bias")]}]
+    with pytest.raises(ValueError, match=r"group 0 holds parameters of the checkpoint's groups "
+                                         r"\[0, 1\] \(fc1.weight, fc1.bias\)"):
+        load_by_name(torch.optim.AdamW(moved), saved)
+    one = [{"params": list(named.items())[:3]}, {"params": list(named.items())[3:]}]
+    with pytest.raises(ValueError, match="holds parameters of the checkpoint's groups"):
+        load_by_name(torch.optim.AdamW(one), saved)
+
+
+def test_load_by_name_with_reordered_groups_needs_the_scheduler(ns):
+    torch.manual_seed(3)
+    model = ns["Net"]()
+    optimizer = torch.optim.AdamW(_decay_groups(model))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    for _ in range(3):
+        ns["train"](model, optimizer, steps=1)
+        scheduler.step()
+    saved = copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict()})
+    resumed = ns["Net"]()
+    resumed.load_state_dict(saved["model"])
+    resumed_optimizer = torch.optim.AdamW(_decay_groups(resumed, decay_first=False))
+    resumed_scheduler = torch.optim.lr_scheduler.StepLR(resumed_optimizer, step_size=2, gamma=0.5)
+    with pytest.raises(ValueError, match=r"the groups are in another order than saved \(\[1, 0\]\) "
+                                         "and a scheduler is set on this optimizer"):
+        load_by_name(resumed_optimizer, saved["optimizer"])
+    load_by_name(resumed_optimizer, saved["optimizer"], scheduler=resumed_scheduler,
+                 saved_scheduler=saved["scheduler"])
+    assert resumed_scheduler.base_lrs == [1e-4, 1e-3]
+    for _ in range(4):
+        for m, o, s in ((model, optimizer, scheduler),
+                        (resumed, resumed_optimizer, resumed_scheduler)):
+            ns["train"](m, o, steps=1)
+            s.step()
+    assert [g["lr"] for g in resumed_optimizer.param_groups] == \
+        [g["lr"] for g in optimizer.param_groups][::-1]
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), resumed.parameters()))
+
+
+def test_adafactor_state_loads_by_name_and_passes_the_check(ns):
+    """Adafactor keeps factored statistics: row_var (rows, 1) and col_var (1, columns) for a
+    matrix, variance for a vector. They do not have the parameter's shape, and still fit."""
+    torch.manual_seed(4)
+    model = ns["Net"]()
+    optimizer = torch.optim.Adafactor(model.named_parameters(), lr=1e-2)
+    ns["train"](model, optimizer)
+    saved = copy.deepcopy({"model": model.state_dict(), "optimizer": optimizer.state_dict()})
+    assert saved["optimizer"]["state"][0]["row_var"].shape == (8, 1)
+    assert saved["optimizer"]["state"][0]["col_var"].shape == (1, 8)
+    assert saved["optimizer"]["state"][1]["variance"].shape == (8,)
+
+    resumed = ns["Net"]()
+    resumed.load_state_dict(saved["model"])
+    resumed_optimizer = torch.optim.Adafactor(resumed.named_parameters(), lr=1e-2)
+    check_same_parameters(resumed_optimizer, saved["optimizer"])
+    assert load_by_name(resumed_optimizer, saved["optimizer"]) == ([], [])
+    ns["train"](model, optimizer)
+    ns["train"](resumed, resumed_optimizer)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), resumed.parameters()))
+
+    # a head of another shape is still refused, by its factored statistics
+    wide = ns["Net"]()
+    wide.head = nn.Linear(8, 7)
+    with pytest.raises(ValueError, match=r"head.weight: saved row_var has shape \(4, 1\), "
+                                         r"the parameter \(7, 8\)"):
+        load_by_name(torch.optim.Adafactor(wide.named_parameters()), saved["optimizer"])
+    with pytest.raises(ValueError, match=r"head.weight has shape \(7, 8\), its saved row_var"):
+        check_same_parameters(torch.optim.Adafactor(wide.named_parameters()), saved["optimizer"])
+
+
+def test_every_scheduler_but_reduce_on_plateau_sets_initial_lr(ns):
+    """What load_by_name's refusal of reordered groups relies on, as the page says."""
+    from torch.optim import lr_scheduler as sched
+    for make in (lambda o: sched.StepLR(o, 2), lambda o: sched.LambdaLR(o, lambda s: 1.0),
+                 lambda o: sched.OneCycleLR(o, max_lr=0.1, total_steps=5),
+                 lambda o: sched.CyclicLR(o, 0.01, 0.1),
+                 lambda o: sched.SequentialLR(o, [sched.ConstantLR(o),
+                                                  sched.ExponentialLR(o, 0.9)], [2])):
+        optimizer = torch.optim.SGD(ns["Net"]().parameters(), lr=0.1, momentum=0.9)
+        make(optimizer)
+        assert "initial_lr" in optimizer.param_groups[0]
+    optimizer = torch.optim.SGD(ns["Net"]().parameters(), lr=0.1)
+    sched.ReduceLROnPlateau(optimizer)
+    assert "initial_lr" not in optimizer.param_groups[0]
+    with pytest.raises(ValueError, match="give both scheduler= and saved_scheduler=, or neither"):
+        load_by_name(torch.optim.Adam(ns["Net"]().named_parameters()), fresh(ns)["optimizer"],
+                     scheduler=sched.ReduceLROnPlateau(optimizer))

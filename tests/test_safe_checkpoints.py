@@ -726,10 +726,11 @@ def test_set_hyperparameters_matches_a_run_with_the_new_base(name):
 def test_set_hyperparameters_with_reduce_on_plateau_and_without_scheduler():
     ns = vars(_library())
     optimizer = _two_groups(1e-3)
-    ns["set_hyperparameters"](optimizer, lr=5e-4)
-    assert [g["lr"] for g in optimizer.param_groups] == [5e-4, 5e-4]
+    ns["set_hyperparameters"](optimizer, lr=[5e-4, 5e-5])
+    assert [g["lr"] for g in optimizer.param_groups] == [5e-4, 5e-5]
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
-    ns["set_hyperparameters"](optimizer, plateau, lr=2e-4)
+    ns["set_hyperparameters"](optimizer, plateau, lr=[2e-4, None])  # None: leave group 1
+    assert [g["lr"] for g in optimizer.param_groups] == [2e-4, 5e-5]
     for loss in (1.0, 2.0):
         plateau.step(loss)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)

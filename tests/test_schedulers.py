@@ -340,3 +340,102 @@ def test_lambda_lr_saves_no_function_of_any_kind():
     state = sched.LambdaLR(optimizer, [halve]).state_dict()
     assert state["lr_lambdas"] == [None]
     assert sched.LambdaLR(optimizer, [Factor()]).state_dict()["lr_lambdas"] == [{"k": 3}]
+
+
+# --- set_hyperparameters and set_composite_lr with groups of their own lr and weight decay ---
+
+FAMILIES = {
+    "none": None,
+    "StepLR": lambda o: sched.StepLR(o, step_size=3, gamma=0.5),
+    "LambdaLR": lambda o: sched.LambdaLR(o, lambda s: min(1.0, (s + 1) / 5)),
+    "CosineAnnealingLR": lambda o: sched.CosineAnnealingLR(o, T_max=20, eta_min=1e-6),
+    "OneCycleLR": lambda o: sched.OneCycleLR(o, max_lr=[g["lr"] for g in o.param_groups],
+                                             total_steps=24),
+    "ReduceLROnPlateau": lambda o: sched.ReduceLROnPlateau(o, factor=0.5, patience=0),
+}
+
+
+def _decay_groups(lr=1e-3, weight_decay=0.1):
+    """The Trainer's layout: weights with decay, biases and norms without, at lr / 10."""
+    w, b = torch.nn.Parameter(torch.ones(3, 2)), torch.nn.Parameter(torch.ones(3))
+    return torch.optim.AdamW([{"params": [w], "lr": lr, "weight_decay": weight_decay},
+                              {"params": [b], "lr": lr / 10, "weight_decay": 0.0}])
+
+
+def _run(optimizer, scheduler, steps, losses=iter(())):
+    out = []
+    for _ in range(steps):
+        optimizer.step()
+        if isinstance(scheduler, sched.ReduceLROnPlateau):
+            scheduler.step(1.0)  # no improvement: it lowers the rate every step
+        elif scheduler is not None:
+            scheduler.step()
+        out.append([(g["lr"], g["weight_decay"]) for g in optimizer.param_groups])
+    return out
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_set_hyperparameters_per_group_matches_a_run_with_the_new_values(family):
+    import checkpoint_files
+    make = FAMILIES[family] or (lambda o: None)
+    k, total = 7, 20
+    reference = _decay_groups(lr=3e-4, weight_decay=0.05)
+    expected = _run(reference, make(reference), total)
+
+    first = _decay_groups()
+    first_scheduler = make(first)
+    _run(first, first_scheduler, k)
+    resumed = _decay_groups()
+    scheduler = make(resumed)
+    resumed.load_state_dict(copy.deepcopy(first.state_dict()))
+    if scheduler is not None:
+        scheduler.load_state_dict(first_scheduler.state_dict())
+    if family in ("none", "ReduceLROnPlateau"):  # the learning rate from now on
+        lrs = [expected[k - 1][0][0], expected[k - 1][1][0]]
+    else:
+        lrs = [3e-4, 3e-5]
+    checkpoint_files.set_hyperparameters(resumed, scheduler, lr=lrs, weight_decay=[0.05, 0.0])
+    got = _run(resumed, scheduler, total - k)
+    flat = lambda rows: [x for row in rows for pair in row for x in pair]  # noqa: E731
+    assert flat(got) == pytest.approx(flat(expected[k:]), rel=1e-12, abs=1e-15)
+    assert [g["weight_decay"] for g in resumed.param_groups] == [0.05, 0.0]
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_set_hyperparameters_refuses_one_value_for_groups_that_differ(family):
+    """One weight decay for decay and no-decay groups would make the biases decay; one
+    learning rate for groups at lr and lr / 10 would multiply the second by 10."""
+    import checkpoint_files
+    optimizer = _decay_groups()
+    scheduler = FAMILIES[family] and FAMILIES[family](optimizer)
+    before = copy.deepcopy(optimizer.param_groups)
+    with pytest.raises(ValueError, match=r"set_hyperparameters: one weight_decay \(0.05\) for 2 "
+                                         r"parameter groups that have different ones "
+                                         r"\(\[0.1, 0.0\]\); give a list") as info:
+        checkpoint_files.set_hyperparameters(optimizer, scheduler, weight_decay=0.05)
+    assert_quoted("recipes/safe-checkpoints.md", f"ValueError: {info.value}")
+    with pytest.raises(ValueError, match=r"set_hyperparameters: one lr \(0.0003\) for 2 "
+                                         r"parameter groups that have different ones"):
+        checkpoint_files.set_hyperparameters(optimizer, scheduler, lr=3e-4)
+    with pytest.raises(ValueError, match="3 weight decays for 2 parameter groups"):
+        checkpoint_files.set_hyperparameters(optimizer, scheduler, weight_decay=[0.1, 0, 0])
+    strip = lambda gs: [{k: v for k, v in g.items() if k != "params"} for g in gs]  # noqa: E731
+    assert strip(optimizer.param_groups) == strip(before)  # nothing changed
+    # groups with the same values take one value, as before
+    same = torch.optim.AdamW([torch.nn.Parameter(torch.ones(2)),
+                              torch.nn.Parameter(torch.ones(2))], weight_decay=0.1)
+    same = torch.optim.AdamW([{"params": [p]} for g in same.param_groups for p in g["params"]],
+                             weight_decay=0.1)
+    checkpoint_files.set_hyperparameters(same, weight_decay=0.2, lr=5e-4)
+    assert [(g["lr"], g["weight_decay"]) for g in same.param_groups] == [(5e-4, 0.2)] * 2
+
+
+def test_set_composite_lr_refuses_one_value_for_groups_that_differ():
+    import checkpoint_files
+    optimizer = _two_groups(0.1)
+    scheduler = COMPOSITES["SequentialLR"](optimizer)
+    with pytest.raises(ValueError, match=r"set_composite_lr: one lr \(0.05\) for 2 parameter "
+                                         r"groups that have different ones \(\[0.1, 0.01\]\)"):
+        checkpoint_files.set_composite_lr(optimizer, scheduler, lr=0.05)
+    checkpoint_files.set_composite_lr(optimizer, scheduler, lr=[0.05, None])
+    assert [g["initial_lr"] for g in optimizer.param_groups] == [0.05, 0.01]

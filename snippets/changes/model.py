@@ -164,6 +164,37 @@ print("fc1.weight holds its own exp_avg:",
                   old_optimizer.state[old.fc1.weight]["exp_avg"]))
 # --8<-- [end:by_name]
 
+# --8<-- [start:by_name_groups]
+def decay_groups(model, decay_first=True):
+    """Weights with weight decay, biases without, at a tenth of the learning rate."""
+    named = list(model.named_parameters())
+    decay = {"params": [(n, p) for n, p in named if n.endswith("weight")],
+             "lr": 1e-3, "weight_decay": 0.1}
+    no_decay = {"params": [(n, p) for n, p in named if n.endswith("bias")],
+                "lr": 1e-4, "weight_decay": 0.0}
+    return [decay, no_decay] if decay_first else [no_decay, decay]
+
+
+saved_model = Net()
+saved_optimizer = torch.optim.AdamW(decay_groups(saved_model))
+train(saved_model, saved_optimizer)
+saved = saved_optimizer.state_dict()
+
+model = Net()  # the same groups, built in the other order
+optimizer = torch.optim.AdamW(decay_groups(model, decay_first=False))
+print(load_by_name(optimizer, saved))
+for group in optimizer.param_groups:
+    print(group["param_names"][:2], "lr", group["lr"], "weight_decay", group["weight_decay"])
+# --8<-- [end:by_name_groups]
+
+with expect_error(ValueError, "holds parameters of the checkpoint's groups"):
+    # --8<-- [start:by_name_groups_changed]
+    model = Net()
+    named = list(model.named_parameters())
+    optimizer = torch.optim.AdamW([{"params": named[:4]}, {"params": named[4:]}])  # by layer
+    load_by_name(optimizer, saved)
+    # --8<-- [end:by_name_groups_changed]
+
 with expect_error(ValueError, "head.weight: saved exp_avg has shape"):
     # --8<-- [start:new_head]
     class FineTune(Net):

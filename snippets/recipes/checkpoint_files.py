@@ -415,27 +415,53 @@ SCALED_BY_BASE = (schedulers.LambdaLR, schedulers.MultiplicativeLR, schedulers.S
                   schedulers.CosineAnnealingLR, schedulers.CosineAnnealingWarmRestarts)
 
 
+PLURAL = {"lr": "learning rates", "weight_decay": "weight decays"}
+
+
+def one_per_group(value, current, what, caller):
+    """`value` as a list with one entry per parameter group. A list is taken as it is; one
+    value is given to every group only if the groups now have the same one (`current`):
+    where they differ (decay and no-decay, a lower rate for the backbone), which group
+    it means is a guess, so it is refused."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(current):
+            raise ValueError(f"{caller}: {len(value)} {PLURAL[what]} for "
+                             f"{len(current)} parameter groups")
+        return list(value)
+    if value is not None and len(set(current)) > 1:
+        raise ValueError(f"{caller}: one {what} ({value}) for {len(current)} parameter groups "
+                         f"that have different ones ({current}); give a list with one "
+                         f"value per group")
+    return [value] * len(current)
+
+
 def set_hyperparameters(optimizer, scheduler=None, lr=None, weight_decay=None):
     """Change lr and weight decay after loading, as if the run had used them from the start.
 
-    `lr` is the new base learning rate, or a list with one per parameter group (OneCycleLR:
-    the new max_lr; ReduceLROnPlateau or no scheduler: the learning rate from now on). A
-    schedule keeps its shape and its position.
+    `lr` is the new base learning rate (OneCycleLR: the new max_lr; ReduceLROnPlateau or no
+    scheduler: the learning rate from now on); `lr` and `weight_decay` are each one value,
+    or a list with one per parameter group (None: leave that group as it is). One value
+    for groups that now differ is refused. A schedule keeps its shape and its position.
     Composite and two-bound schedulers (SequentialLR, ChainedScheduler, CyclicLR) are
     refused: build them anew with the new values instead.
     """
-    kind = type(scheduler)
+    kind, groups = type(scheduler), optimizer.param_groups
     if lr is not None and scheduler is not None and kind is not schedulers.ReduceLROnPlateau \
             and kind is not schedulers.OneCycleLR and kind not in SCALED_BY_BASE:
         raise TypeError(f"set_hyperparameters: cannot change the learning rate of a "
                         f"{kind.__name__}; build a new {kind.__name__} with the new value")
-    lrs = lr if isinstance(lr, (list, tuple)) else [lr] * len(optimizer.param_groups)
-    if len(lrs) != len(optimizer.param_groups):
-        raise ValueError(f"set_hyperparameters: {len(lrs)} learning rates for "
-                         f"{len(optimizer.param_groups)} parameter groups")
-    for i, (group, lr) in enumerate(zip(optimizer.param_groups, lrs)):
-        if weight_decay is not None:
-            group["weight_decay"] = weight_decay
+    if kind is schedulers.OneCycleLR:
+        bases = [g["max_lr"] for g in groups]
+    elif kind in SCALED_BY_BASE:
+        bases = list(scheduler.base_lrs)
+    else:
+        bases = [g["lr"] for g in groups]
+    lrs = one_per_group(lr, bases, "lr", "set_hyperparameters")
+    decays = one_per_group(weight_decay, [g.get("weight_decay") for g in groups],
+                           "weight_decay", "set_hyperparameters")
+    for i, (group, lr, decay) in enumerate(zip(groups, lrs, decays)):
+        if decay is not None:
+            group["weight_decay"] = decay
         if lr is None:
             continue
         if scheduler is None or kind is schedulers.ReduceLROnPlateau:
@@ -458,7 +484,9 @@ def set_composite_lr(optimizer, scheduler, lr):
     whose inner schedulers all scale with their base and anneal to 0 (no eta_min).
 
     Their learning rate is then base_lr * f(step), so the new base scales the current value
-    and becomes every inner scheduler's base. Call it after loading, like set_hyperparameters.
+    and becomes every inner scheduler's base. `lr` is one value, or a list with one per
+    parameter group; one value for groups whose bases differ is refused. Call it after
+    loading, like set_hyperparameters.
     """
     inner = scheduler._schedulers  # torch's name for the inner schedulers of both composites
     odd = [type(s).__name__ for s in inner
@@ -467,25 +495,41 @@ def set_composite_lr(optimizer, scheduler, lr):
         raise TypeError(f"set_composite_lr: {', '.join(odd)} inside a "
                         f"{type(scheduler).__name__} does not scale with the base learning "
                         f"rate; build a new {type(scheduler).__name__} with the new value")
-    lrs = lr if isinstance(lr, (list, tuple)) else [lr] * len(optimizer.param_groups)
-    if len(lrs) != len(optimizer.param_groups):
-        raise ValueError(f"set_composite_lr: {len(lrs)} learning rates for "
-                         f"{len(optimizer.param_groups)} parameter groups")
-    for i, (group, lr) in enumerate(zip(optimizer.param_groups, lrs)):
+    groups = optimizer.param_groups
+    lrs = one_per_group(lr, [g["initial_lr"] for g in groups], "lr", "set_composite_lr")
+    for i, (group, lr) in enumerate(zip(groups, lrs)):
+        if lr is None:
+            continue
         group["lr"] *= lr / group["initial_lr"]
         group["initial_lr"] = lr
         for s in inner:
             s.base_lrs[i] = lr
 # --8<-- [end:hyperparameters_composite]
 # --8<-- [start:load_by_name]
-import re
-
 import torch
+
+# The levels that wrappers add to parameter names: DistributedDataParallel and DataParallel
+# ("module"), torch.compile ("_orig_mod"), FSDP1 ("_fsdp_wrapped_module"), activation
+# checkpointing ("_checkpoint_wrapped_module"). FSDP2's fully_shard adds none.
+WRAPPERS = {"module", "_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"}
 
 
 def plain_name(name):
-    """fc1.weight for module.fc1.weight (DDP, DataParallel) or _orig_mod.fc1.weight (compile)."""
-    return re.sub(r"(^|\.)(module|_orig_mod)\.", r"\1", name)
+    """fc1.weight for module._orig_mod.fc1.weight: every wrapper level removed, in any order
+    and at any depth (activation checkpointing and FSDP1 wrap blocks inside the model)."""
+    *path, last = name.split(".")
+    return ".".join([part for part in path if part not in WRAPPERS] + [last])
+
+
+def plain_names(names, where):
+    """plain_name of each name; two names that become one are refused."""
+    plain = {}
+    for name in names:
+        other = plain.setdefault(plain_name(name), name)
+        if other != name:
+            raise ValueError(f"{where}: {other} and {name} are both {plain_name(name)} "
+                             "without wrapper prefixes; rename one of the modules")
+    return list(plain)
 
 
 def check_group_count(optimizer, saved):
@@ -494,54 +538,145 @@ def check_group_count(optimizer, saved):
                          f"{len(optimizer.param_groups)} here: build the same groups first")
 
 
-def load_by_name(optimizer, saved, skip=()):
+# The shape of each kind of state that torch's optimizers keep per parameter, from the
+# parameter's shape: per-element state (Adam's moments, momentum buffers, ...) has its
+# shape; Adafactor keeps factored row and column statistics. Other state (step, NAdam's
+# mu_product, state of optimizers not listed) has no shape to compare.
+STATE_SHAPES = {key: (lambda shape: shape) for key in (
+    "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "exp_inf", "momentum_buffer", "square_avg",
+    "grad_avg", "acc_delta", "sum", "ax", "prev", "step_size", "variance")}
+STATE_SHAPES["row_var"] = lambda shape: shape[:-1] + (1,)
+STATE_SHAPES["col_var"] = lambda shape: shape[:-2] + (1, shape[-1])
+
+
+def misfit(param, entry):
+    """(key, shape) of the first saved state whose shape does not fit `param`, or None."""
+    for key, value in entry.items():
+        if torch.is_tensor(value) and key in STATE_SHAPES and \
+                tuple(value.shape) != STATE_SHAPES[key](tuple(param.shape)):
+            return key, tuple(value.shape)
+    return None
+
+
+def match_groups(names, saved_names):
+    """For each group here (its plain names), the index of the saved group that holds its
+    parameters. Refuses groups whose members changed: parameters of two saved groups in
+    one group, a saved group split, a group with no saved parameter to match."""
+    saved_group = {n: j for j, group in enumerate(saved_names) for n in group}
+    match = []
+    for i, group in enumerate(names):
+        found = {}  # saved group: the first of its parameters in this group
+        for n in group:
+            if n in saved_group:
+                found.setdefault(saved_group[n], n)
+        if len(found) > 1:
+            raise ValueError(f"group {i} holds parameters of the checkpoint's groups "
+                             f"{sorted(found)} ({', '.join(found.values())}): the groups "
+                             "are built another way than when saved; build them as saved")
+        match.append(next(iter(found), None))
+    taken = [j for j in match if j is not None]
+    for j in set(taken):
+        if taken.count(j) > 1:
+            raise ValueError(f"the checkpoint's group {j} is split over the groups "
+                             f"{[i for i, m in enumerate(match) if m == j]} here; "
+                             "build the groups as saved")
+    left = [j for j in range(len(saved_names)) if j not in taken]
+    for i, j in enumerate(match):
+        if j is None:
+            j = left.pop(0)  # as many left as unmatched: the group counts are the same
+            if names[i] or saved_names[j]:
+                raise ValueError(
+                    f"no saved parameter matches group {i} {names[i][:3]}; the checkpoint "
+                    f"has {saved_names[j][:3]}... in group {j}: a checkpoint of another "
+                    "model, or names that changed (rename them in the checkpoint)")
+            match[i] = j  # two empty groups
+    return match
+
+
+# The scheduler state that holds one value per parameter group.
+PER_GROUP = ("base_lrs", "_last_lr", "lr_lambdas", "min_lrs", "max_lrs",
+             "base_momentums", "max_momentums")
+
+
+def in_group_order(scheduler_state, match):
+    """A scheduler's saved state with its per-group values in the order of the groups here."""
+    state = dict(scheduler_state)
+    for key in PER_GROUP:  # a scheduler built before add_param_group has fewer values
+        if isinstance(state.get(key), list) and len(state[key]) == len(match):
+            state[key] = [state[key][j] for j in match]
+    if "_schedulers" in state:  # SequentialLR, ChainedScheduler
+        state["_schedulers"] = [in_group_order(s, match) for s in state["_schedulers"]]
+    return state
+
+
+def load_by_name(optimizer, saved, skip=(), scheduler=None, saved_scheduler=None):
     """Load an optimizer state dict by parameter name, not by position.
 
     Both optimizers must be built from model.named_parameters() (torch 2.6 or later records
-    the names as `param_names`), with the same number of groups. Parameters new since the
-    save start without state; saved ones that are gone are dropped; a saved moment whose
-    shape differs from its parameter's is refused. Names that start with a prefix in `skip`
-    ("head.": a layer replaced or resized for fine-tuning) start without state too.
+    the names as `param_names`), with the same number of groups. Each group is matched to
+    the saved group that holds its parameters, in whatever order the groups come, and takes
+    its hyperparameters; groups whose members changed are refused, as is a checkpoint none
+    of whose names is here. Parameters new since the save start without state; saved ones
+    that are gone are dropped; a saved state whose shape does not fit its parameter is
+    refused. Names that start with a prefix in `skip` ("head.": a layer replaced or resized
+    for fine-tuning) start without state too. Give the scheduler and its saved state as
+    `scheduler` and `saved_scheduler` to load it in the same group order (needed when the
+    groups come in another order than saved; refused without them if a scheduler is set).
     Returns (names that start without state, saved names whose state is dropped)."""
-    groups = optimizer.param_groups
-    for where, gs in (("this optimizer", groups), ("the checkpoint", saved["param_groups"])):
+    groups, saved_groups = optimizer.param_groups, saved["param_groups"]
+    for where, gs in (("this optimizer", groups), ("the checkpoint", saved_groups)):
         if any("param_names" not in g for g in gs):
             raise ValueError(f"{where} has no param_names: build the optimizer from "
                              "model.named_parameters() (torch 2.6 or later)")
     check_group_count(optimizer, saved)
+    if (scheduler is None) != (saved_scheduler is None):
+        raise ValueError("load_by_name: give both scheduler= and saved_scheduler=, or neither")
+    plain_names([n for g in groups for n in g["param_names"]], "this optimizer")
+    plain_names([n for g in saved_groups for n in g["param_names"]], "the checkpoint")
+    names = [[plain_name(n) for n in g["param_names"]] for g in groups]
+    saved_names = [[plain_name(n) for n in g["param_names"]] for g in saved_groups]
+    match = match_groups(names, saved_names)
+    reordered = match != sorted(match)
+    if reordered and scheduler is None and any("initial_lr" in g for g in groups):
+        raise ValueError(f"the groups are in another order than saved ({match}) and a "
+                         "scheduler is set on this optimizer: pass scheduler= and "
+                         "saved_scheduler= so that its per-group state follows its group")
     by_name = {plain_name(name): saved["state"][i]
-               for g in saved["param_groups"] for i, name in zip(g["params"], g["param_names"])
+               for g in saved_groups for i, name in zip(g["params"], g["param_names"])
                if i in saved["state"]}
     state, new_groups, index, found = {}, [], 0, set()
-    for group, saved_group in zip(groups, saved["param_groups"]):
-        for p, name in zip(group["params"], group["param_names"]):
-            plain = plain_name(name)
+    for group, group_names, j in zip(groups, names, match):
+        for p, name, plain in zip(group["params"], group["param_names"], group_names):
             entry = None if plain.startswith(tuple(skip)) else by_name.get(plain)
             if entry is not None:
-                for key, value in entry.items():
-                    if torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
-                        raise ValueError(f"{name}: saved {key} has shape {tuple(value.shape)}, "
-                                         f"the parameter {tuple(p.shape)}")
+                if misfit(p, entry):
+                    key, shape = misfit(p, entry)
+                    raise ValueError(f"{name}: saved {key} has shape {shape}, "
+                                     f"the parameter {tuple(p.shape)}")
                 state[index] = entry
                 found.add(plain)
             index += 1
-        hyperparameters = {k: v for k, v in saved_group.items() if k not in ("params", "param_names")}
+        hyperparameters = {k: v for k, v in saved_groups[j].items()
+                           if k not in ("params", "param_names")}
         new_groups.append({**hyperparameters, "param_names": list(group["param_names"]),
                            "params": list(range(index - len(group["params"]), index))})
     optimizer.load_state_dict({"state": state, "param_groups": new_groups})
-    names = [plain_name(n) for g in groups for n in g["param_names"]]
-    return [n for n in names if n not in found], sorted(set(by_name) - found)
+    if scheduler is not None:
+        scheduler.load_state_dict(in_group_order(saved_scheduler, match))
+    everything = [n for group_names in names for n in group_names]
+    return [n for n in everything if n not in found], sorted(set(by_name) - found)
 # --8<-- [end:load_by_name]
 
 
 # --8<-- [start:check_same_parameters]
 def check_same_parameters(optimizer, saved):
     """Raise ValueError if optimizer.load_state_dict(saved) would hand a parameter the state
-    of another: that method matches by position and checks only the counts. Call it before.
+    or the hyperparameters of another: that method matches by position and checks only the
+    counts. Call it before.
 
     Compares, group by group and position by position, the group names (a "name" key, if
     the groups have one), the parameter names (`param_names`, wrapper prefixes aside) and
-    the shapes of the saved moments with those of the parameters."""
+    the shapes of the saved per-parameter state with those of the parameters."""
     check_group_count(optimizer, saved)
     groups, saved_groups = optimizer.param_groups, saved["param_groups"]
     for g, (group, saved_group) in enumerate(zip(groups, saved_groups)):
@@ -558,10 +693,10 @@ def check_same_parameters(optimizer, saved):
             if name is not None and plain_name(name) != plain_name(saved_name):
                 raise ValueError(f"group {g}: {name} here is {saved_name} in the checkpoint: "
                                  "the parameters are in another order; load by name")
-            for key, value in saved["state"].get(i, {}).items():
-                if torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
-                    raise ValueError(f"group {g}: {name or 'parameter ' + str(i)} has shape "
-                                     f"{tuple(p.shape)}, its saved {key} {tuple(value.shape)}")
+            if misfit(p, saved["state"].get(i, {})):
+                key, shape = misfit(p, saved["state"][i])
+                raise ValueError(f"group {g}: {name or 'parameter ' + str(i)} has shape "
+                                 f"{tuple(p.shape)}, its saved {key} {shape}")
 # --8<-- [end:check_same_parameters]
 
 
@@ -576,7 +711,8 @@ def load_weights(model, state, skip=()):
     def skipped(key):
         return plain_name(key).startswith(tuple(skip))
 
-    own = {plain_name(k): k for k in model.state_dict()}
+    plain_names(state, "the checkpoint")  # two keys that become one are refused
+    own = dict(zip(plain_names(model.state_dict(), "the model"), model.state_dict()))
     state = {own.get(plain_name(k), k): v for k, v in state.items() if not skipped(k)}
     missing = [k for k in own.values() if k not in state and not skipped(k)]
     unexpected = [k for k in state if k not in own.values()]
