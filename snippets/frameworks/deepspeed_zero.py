@@ -109,23 +109,23 @@ def save_and_go_on(root):
     save_weights(engine, "reference.pt")
 
 
-launch(save_and_go_on, 2, "ckpt")
-for folder, _, files in sorted(os.walk("ckpt")):
+launch(save_and_go_on, 2, "zero_ckpt")
+for folder, _, files in sorted(os.walk("zero_ckpt")):
     print(folder, sorted(files))
-with open("ckpt/latest") as f:
+with open("zero_ckpt/latest") as f:
     print("latest:", f.read())
 # --8<-- [end:save]
 
 
 # --8<-- [start:inspect]
-model_states = torch.load("ckpt/global_step3/mp_rank_00_model_states.pt", weights_only=True)
+model_states = torch.load("zero_ckpt/global_step3/mp_rank_00_model_states.pt", weights_only=True)
 print("model states:", sorted(model_states))
 print("  global_steps =", model_states["global_steps"], " dp_world_size =",
       model_states["dp_world_size"], " lr_scheduler =", model_states["lr_scheduler"])
 print("  param_shapes:", [list(group) for group in model_states["param_shapes"]])
 for rank in range(2):
     # DeepSpeed's own objects in it (its loss scaler): weights_only=True refuses this file
-    optim = torch.load(f"ckpt/global_step3/zero_pp_rank_{rank}_mp_rank_00_optim_states.pt",
+    optim = torch.load(f"zero_ckpt/global_step3/zero_pp_rank_{rank}_mp_rank_00_optim_states.pt",
                        weights_only=False)["optimizer_state_dict"]
     adam = optim["base_optimizer_state"]
     print(f"rank {rank}:", {i: {k: tuple(v.shape) for k, v in s.items()}
@@ -146,14 +146,14 @@ def max_diff(a, b):
     return max((x - y).abs().max().item() for x, y in zip(torch.load(a), torch.load(b)))
 
 
-launch(resume, 2, "ckpt", "resumed.pt")
+launch(resume, 2, "zero_ckpt", "resumed.pt")
 print("2 processes again, bitwise equal:", max_diff("resumed.pt", "reference.pt") == 0)
 # --8<-- [end:resume]
 
 
 # --8<-- [start:one_process]
 try:
-    launch(resume, 1, "ckpt", "one.pt")
+    launch(resume, 1, "zero_ckpt", "one.pt")
 except mp.ProcessRaisedException as error:
     print(str(error).strip().split("\n")[-1])
 # --8<-- [end:one_process]
@@ -167,17 +167,17 @@ import io
 from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
 
 arguments = argparse.Namespace(  # python -m deepspeed.checkpoint.ds_to_universal --help
-    input_folder="ckpt/global_step3", output_folder="ckpt/global_step3_universal",
+    input_folder="zero_ckpt/global_step3", output_folder="zero_ckpt/global_step3_universal",
     inject_missing_state=True,  # the state Megatron-DeepSpeed adds and other models lack
     num_extract_workers=1, num_merge_workers=1, keep_temp_folder=False, strict=True)
 with contextlib.redirect_stdout(io.StringIO()):  # it prints its progress
     ds_to_universal(arguments)
-with open("ckpt/latest_universal") as f:
+with open("zero_ckpt/latest_universal") as f:
     print("latest_universal:", f.read())
-print(sorted(os.listdir("ckpt/global_step3_universal/zero")))
-print(sorted(os.listdir("ckpt/global_step3_universal/zero/0.weight")))
+print(sorted(os.listdir("zero_ckpt/global_step3_universal/zero")))
+print(sorted(os.listdir("zero_ckpt/global_step3_universal/zero/0.weight")))
 
-launch(resume, 1, "ckpt", "universal.pt", True)
+launch(resume, 1, "zero_ckpt", "universal.pt", True)
 print("1 process, 2 micro-batches per step: max |diff| from the 2-process run < 1e-6:",
       max_diff("universal.pt", "reference.pt") < 1e-6)
 # --8<-- [end:universal]
@@ -186,7 +186,7 @@ print("1 process, 2 micro-batches per step: max |diff| from the 2-process run < 
 # --8<-- [start:fp32]
 from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-weights = get_fp32_state_dict_from_zero_checkpoint("ckpt")  # the tag in `latest`
+weights = get_fp32_state_dict_from_zero_checkpoint("zero_ckpt")  # the tag in `latest`
 model = build_model()
 model.load_state_dict(weights)
 print("consolidated fp32 weights equal to step 3's:", all(
@@ -221,7 +221,7 @@ from deepspeed.runtime.lr_schedules import WarmupLR
 
 optimizer = torch.optim.AdamW(param_groups(model))
 scheduler = WarmupLR(optimizer, warmup_max_lr=1e-2, warmup_num_steps=4)  # it sets lr: build first
-load_universal_adam("ckpt/global_step3_universal", model, optimizer)
+load_universal_adam("zero_ckpt/global_step3_universal", model, optimizer)
 scheduler.load_state_dict(model_states["lr_scheduler"])
 first = optimizer.state[model[0].weight]
 print("0.weight:", {k: tuple(v.shape) for k, v in first.items()}, "step =", int(first["step"]))
@@ -281,21 +281,21 @@ def trainer_run(output_dir, resume_from=None, universal=False):
     make_trainer(output_dir, universal).train(resume_from_checkpoint=resume_from)
 
 
-launch(trainer_run, 1, "run")
-print(sorted(os.listdir("run/checkpoint-3")))
-print(sorted(os.listdir("run/checkpoint-3/global_step3")))
+launch(trainer_run, 1, "hf_run")
+print(sorted(os.listdir("hf_run/checkpoint-3")))
+print(sorted(os.listdir("hf_run/checkpoint-3/global_step3")))
 # --8<-- [end:trainer]
 
 
 # --8<-- [start:trainer_universal]
 with contextlib.redirect_stdout(io.StringIO()):
     ds_to_universal(argparse.Namespace(
-        input_folder="run/checkpoint-3/global_step3",
-        output_folder="run/checkpoint-3/global_step3_universal", inject_missing_state=True,
+        input_folder="hf_run/checkpoint-3/global_step3",
+        output_folder="hf_run/checkpoint-3/global_step3_universal", inject_missing_state=True,
         num_extract_workers=1, num_merge_workers=1, keep_temp_folder=False, strict=True))
-expected = load_file("run/checkpoint-6/model.safetensors")  # the run that never stopped
-launch(trainer_run, 1, "resumed", "run/checkpoint-3", True)
-got = load_file("resumed/checkpoint-6/model.safetensors")
+expected = load_file("hf_run/checkpoint-6/model.safetensors")  # the run that never stopped
+launch(trainer_run, 1, "hf_resumed", "hf_run/checkpoint-3", True)
+got = load_file("hf_resumed/checkpoint-6/model.safetensors")
 print("resumed from the universal checkpoint: max |diff| < 1e-6:",
       max((got[k] - expected[k]).abs().max().item() for k in expected) < 1e-6)
 # --8<-- [end:trainer_universal]
