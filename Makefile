@@ -46,7 +46,16 @@ serve: $(DOCS_DEPS) node ## Serve the site on http://127.0.0.1:8000 (both langua
 build: $(DOCS_DEPS) node ## Strict build into site/ (SITE_URL=https://... for the hosted address)
 	$(PYTHON) -m mkdocs build --strict
 
-test: $(DEPS) node node_modules/.installed browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
+# DeepSpeed compiles a small shared-memory op at its first use on a CPU (about two CPU-minutes):
+# built once here, into the ignored .cache/ that tests/cookbook_testing names as
+# TORCH_EXTENSIONS_DIR, so that no test run pays for it.
+DS_OP := .cache/torch_extensions/.deepspeed-shm-built
+$(DS_OP): $(DEPS)
+	DS_ACCELERATOR=cpu TORCH_EXTENSIONS_DIR=$(CURDIR)/.cache/torch_extensions $(PYTHON) -c \
+	  "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder as B; B().load()"
+	touch $@
+
+test: $(DEPS) $(DS_OP) node node_modules/.installed browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
 	$(PYTHON) -m pytest -n 2 --dist loadgroup --record-verified
 
 test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test was skipped
@@ -56,7 +65,7 @@ test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test
 # Float results depend on the CPU's SIMD kernels and thread count: run the suite (without the
 # site build, which does not compute) under each kernel level the CPU has, at 1 and 3 threads.
 PORTABLE_CAPS = default $(if $(filter x86_64,$(shell uname -m)),avx2) $(if $(shell grep -m1 -ow avx512f /proc/cpuinfo 2>/dev/null),avx512)
-test-portable: $(DEPS) ## The suite as other CPUs run it: each SIMD kernel level x 1 and 3 threads
+test-portable: $(DEPS) $(DS_OP) ## The suite as other CPUs run it: each SIMD kernel level x 1 and 3 threads
 	@set -e; for cap in $(PORTABLE_CAPS); do for threads in 1 3; do \
 	  ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=$$threads $(PYTHON) -c \
 	    "import torch; print(f'== torch {torch.__version__}, kernels {torch.backends.cpu.get_cpu_capability()}, $$threads threads')"; \
@@ -66,7 +75,7 @@ test-portable: $(DEPS) ## The suite as other CPUs run it: each SIMD kernel level
 test-a11y: $(DEPS) node browser ## axe-core on every page, both languages and colour schemes (about 2 min)
 	A11Y=all $(PYTHON) -m pytest -q tests/site/test_a11y.py
 
-outputs: $(DEPS) ## Rerun the page blocks and rewrite their stored outputs (outputs/)
+outputs: $(DEPS) $(DS_OP) ## Rerun the page blocks and rewrite their stored outputs (outputs/)
 	$(PYTHON) scripts/outputs.py
 
 plots: $(DEPS) ## Redraw the plots pages embed (docs/assets/plots/) from the recipes' code

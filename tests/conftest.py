@@ -40,7 +40,7 @@ _outcomes = pytest.StashKey[dict]()  # page -> {"passed", "cuda", "cuda_skipped"
 # The longest tests and groups start first, so that the two workers of `make test` finish
 # together (xdist hands out work in collection order).
 LONG_FIRST = ("site", "distributed", "test_notebooks.py", "test_snippet_runs_standalone",
-              "exact_resume", "preemption", "test_sigkill", "mapped_checkpoint")
+              "exact_resume", "preemption", "test_sigkill", "mapped_checkpoint", "deepspeed")
 
 
 def _start_order(item) -> int:

@@ -2,3 +2,11 @@
 (`pages`), the hardware of this run (`devices`), checkpoints made as if on another device
 (`checkpoints`). Importable with only Markdown, pymdown-extensions, PyYAML, pytest and
 pytest-codeblocks besides torch, so that they work on a GPU machine too."""
+
+import os as _os
+from pathlib import Path as _Path
+
+# DeepSpeed compiles a small C++ op at its first use on the CPU (about two CPU-minutes): build it
+# once into the repository's ignored .cache/, not in the user's home and not in every run.
+_os.environ.setdefault("TORCH_EXTENSIONS_DIR",
+                       str(_Path(__file__).resolve().parents[2] / ".cache" / "torch_extensions"))
