@@ -186,3 +186,24 @@ def test_load_replaces_param_names_with_the_files(here):
     assert held != run.optimizer.param_groups[0]["param_names"]
     assert run.optimizer.param_groups[0]["param_names"] \
         == ns["checkpoint"]["optimizer"]["param_groups"][0]["param_names"]
+
+
+def test_in_eval_mode_dropout_is_off_and_batchnorm_uses_its_running_statistics(here):
+    ns = here
+    run, _ = ns["left_in_eval_mode"]()
+    x = ns["inputs"][:8]
+    with torch.no_grad():
+        assert torch.equal(run.model(x), run.model(x))  # no dropout mask
+        bn = run.model.inp[1]
+        h = run.model.inp[0](x)
+        expected = (h - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+        assert torch.allclose(bn(h), expected, atol=1e-5)
+
+
+def test_bfloat16_weights_load_into_float32_as_rounded_values(here):
+    ns = here
+    run, saved = ns["saved_in_bfloat16"]()
+    weight = run.model.a.weight
+    assert weight.dtype == torch.float32
+    assert torch.equal(weight.detach(), saved["model"]["a.weight"].float())
+    assert not torch.equal(weight.detach(), ns["checkpoint"]["model"]["a.weight"])
