@@ -279,3 +279,58 @@ def test_switch_into_other_implementations_continues_close(flags):
     assert step.item() == 6 and step.dtype == torch.float32
     assert max((a - b).abs().max().item()
                for a, b in zip(model.parameters(), reference.parameters())) < 1e-5
+
+
+_NEW: dict = {"__name__": "changed_optimizer_test_new", "torch": torch, "math": __import__("math")}
+exec(compile(section_source(SNIPPET, "no_counter", "resume_warmup"), str(SNIPPET), "exec"), _NEW)
+position_from_step, resume_warmup = _NEW["position_from_step"], _NEW["resume_warmup"]
+
+
+@pytest.mark.parametrize("num_samples,batch,accumulation,processes,drop_last", [
+    (256, 24, 1, 1, False), (256, 24, 1, 1, True), (250, 16, 3, 1, False),
+    (256, 16, 2, 2, False), (100, 8, 1, 4, True), (256, 32, 1, 1, False)])
+def test_position_from_step_counts_what_the_old_loop_consumed(
+        num_samples, batch, accumulation, processes, drop_last):
+    """The old loop, simulated step by step (every rank's batches, an optimizer step after
+    each `accumulation` batches and at the end of the epoch): at every step, the position
+    from the step count equals the samples the loop had consumed in its epoch."""
+    import math
+
+    from torch.utils.data import DataLoader
+    ranks = [DataLoader(range(num_samples), batch_size=batch, drop_last=drop_last,
+                        sampler=DistributedSampler(range(num_samples), processes, r,
+                                                   shuffle=False))
+             for r in range(processes)]
+    steps_per_epoch = math.ceil(len(ranks[0]) / accumulation)
+    per_step = batch * accumulation * processes
+    step = 0
+    for epoch in range(3):
+        consumed = 0
+        for i, batches in enumerate(zip(*ranks)):
+            consumed += sum(len(b) for b in batches)
+            if (i + 1) % accumulation == 0 or i + 1 == len(ranks[0]):
+                step += 1
+                e, into = position_from_step(step, steps_per_epoch, per_step)
+                if (e, into) != (epoch + 1, 0):  # not the last step of the epoch
+                    assert (e, into) == (epoch, consumed), (step, e, into, consumed)
+
+
+def test_resume_warmup_ramps_every_group_from_its_loaded_lr():
+    a, b = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2))
+    adam = torch.optim.Adam([{"params": [a], "lr": 1e-2}, {"params": [b], "lr": 1e-3}])
+    scheduler = resume_warmup(adam, [4e-2, 2e-3], steps=4)
+    seen = []
+    for _ in range(6):
+        seen.append([g["lr"] for g in adam.param_groups])
+        adam.step()
+        scheduler.step()
+    assert seen[0] == pytest.approx([1e-2, 1e-3])
+    assert seen[2] == pytest.approx([2.5e-2, 1.5e-3])
+    assert seen[4] == pytest.approx([4e-2, 2e-3]) and seen[5] == pytest.approx([4e-2, 2e-3])
+
+
+def test_resume_warmup_refuses_a_learning_rate_count_that_is_not_the_group_count():
+    adam = torch.optim.Adam([{"params": [nn.Parameter(torch.zeros(1))]},
+                             {"params": [nn.Parameter(torch.zeros(1))]}])
+    with pytest.raises(ValueError, match="1 learning rates for 2 parameter groups"):
+        resume_warmup(adam, [1e-3], steps=5)

@@ -439,3 +439,64 @@ def test_set_composite_lr_refuses_one_value_for_groups_that_differ():
         checkpoint_files.set_composite_lr(optimizer, scheduler, lr=0.05)
     checkpoint_files.set_composite_lr(optimizer, scheduler, lr=[0.05, None])
     assert [g["initial_lr"] for g in optimizer.param_groups] == [0.05, 0.01]
+
+
+def test_a_finished_cosine_at_eta_min_zero_trains_nothing():
+    """After T_max steps of CosineAnnealingLR (eta_min=0) the learning rate is 0: Adam moves
+    no weight at all."""
+    p = torch.nn.Parameter(torch.ones(4))
+    adam = torch.optim.Adam([p], lr=0.1)
+    cosine = sched.CosineAnnealingLR(adam, T_max=10)
+    for _ in range(10):
+        p.grad = torch.randn(4)
+        adam.step()
+        cosine.step()
+    assert adam.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-18)
+    before = p.detach().clone()
+    for _ in range(50):
+        p.grad = torch.randn(4)
+        adam.step()
+    assert torch.equal(p.detach(), before)
+
+
+def test_onecycle_ends_at_max_lr_over_div_factor_times_final_div_factor(ns):
+    optimizer = ns["make_optimizer"]()
+    scheduler = sched.OneCycleLR(optimizer, max_lr=1e-2, total_steps=30)
+    for _ in range(29):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 / (25 * 1e4))
+
+
+def test_new_cycle_keeps_each_groups_peak():
+    """new_cycle on an optimizer with two groups, after a finished OneCycleLR and after a
+    finished cosine: each group's new peak is its own previous peak times peak_scale."""
+    namespace: dict = {}
+    exec(compile(section_source(SNIPPET, "families", "new_cycle"), str(SNIPPET), "exec"),
+         namespace)
+    new_cycle = namespace["new_cycle"]
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))
+    for finished in ("onecycle", "cosine"):
+        optimizer = torch.optim.AdamW([{"params": [a], "lr": 1e-2}, {"params": [b], "lr": 1e-3}])
+        if finished == "onecycle":
+            old = sched.OneCycleLR(optimizer, max_lr=[1e-2, 1e-3], total_steps=5)
+            steps = 4
+        else:
+            old = sched.CosineAnnealingLR(optimizer, T_max=5)
+            steps = 5
+        for _ in range(steps):
+            optimizer.step()
+            old.step()
+        state = optimizer.state_dict()
+        resumed = torch.optim.AdamW([{"params": [a], "lr": 1e-2}, {"params": [b], "lr": 1e-3}])
+        resumed.load_state_dict(state)
+        scheduler = new_cycle(resumed, total_steps=20, peak_scale=0.5)
+        peaks = [[], []]
+        for _ in range(19):
+            for i, group in enumerate(resumed.param_groups):
+                peaks[i].append(group["lr"])
+            resumed.step()
+            scheduler.step()
+        assert max(peaks[0]) == pytest.approx(5e-3), finished
+        assert max(peaks[1]) == pytest.approx(5e-4), finished
+        assert peaks[0][0] < max(peaks[0]) / 10  # it starts with a warm-up

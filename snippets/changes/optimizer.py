@@ -363,3 +363,110 @@ for _ in range((total_samples - saved["samples_done"]) // 32):
     rebuilt.step()
 print(f"rebuilt in samples, lr at the end / base lr: {adam.param_groups[0]['lr'] / 1e-2:.2f}")
 # --8<-- [end:schedule_demo]
+
+
+# --8<-- [start:no_counter]
+def position_from_step(step, steps_per_epoch, samples_per_step):
+    """For a checkpoint that saved its step count but no sample counter: the epoch it
+    stopped in and the samples done in that epoch, from the OLD run's configuration.
+
+    step: optimizer steps done (the checkpoint's own step counter, or the scheduler's
+        `last_epoch` when it was stepped once per optimizer step; not Adam's `step` when a
+        GradScaler skipped steps, which it does not count).
+    steps_per_epoch: the old run's optimizer steps per epoch, e.g.
+        math.ceil(len(old_loader) / old_accumulation): the last batch of an epoch can be short.
+    samples_per_step: the old global batch: batch per process x accumulation x processes.
+    """
+    epoch, steps_into_epoch = divmod(step, steps_per_epoch)
+    return epoch, steps_into_epoch * samples_per_step
+# --8<-- [end:no_counter]
+
+
+# --8<-- [start:no_counter_demo]
+# The old run: batches of 24 on one process, no accumulation; an epoch is 11 steps, the
+# last of 16 samples. Its checkpoint holds the step count, 30, and no sample counter.
+old_loader = DataLoader(dataset, batch_size=24, sampler=EpochSampler(len(X), seed, 0))
+steps_per_epoch = len(old_loader)
+old_order = {e: list(EpochSampler(len(X), seed, e)) for e in range(3)}  # the old run's orders
+
+epoch, done_in_epoch = position_from_step(30, steps_per_epoch, samples_per_step=24)
+print(f"steps per epoch {steps_per_epoch}: epoch {epoch}, {done_in_epoch} samples into it")
+print(f"step x old batch = {30 * 24} samples: {30 * 24 - epoch * len(X)} into epoch 2 "
+      f"(off by {30 * 24 - epoch * len(X) - done_in_epoch})")
+
+# The resume with batches of 64: the rest of epoch 2, in the old run's order.
+rest = EpochSampler(len(X), seed, epoch, start=done_in_epoch)
+seen = old_order[2][:done_in_epoch] + [int(i) for (b,) in DataLoader(
+    dataset, batch_size=64, sampler=rest) for i in b]
+print(f"epoch 2 after the resume: {len(seen)} samples, each once: {sorted(seen) == list(range(len(X)))}")
+# --8<-- [end:no_counter_demo]
+
+
+# --8<-- [start:resume_warmup]
+def resume_warmup(optimizer, new_lrs, steps):
+    """After loading: take each group from its loaded learning rate to its new one
+    (`new_lrs`, one per group) linearly over `steps` optimizer steps, then keep it there.
+    Returns the LambdaLR that does it: step it once per optimizer step, and save its state."""
+    old = [group["lr"] for group in optimizer.param_groups]
+    if len(new_lrs) != len(old):
+        raise ValueError(f"resume_warmup: {len(new_lrs)} learning rates for {len(old)} "
+                         "parameter groups; give one per group")
+    for group, new in zip(optimizer.param_groups, new_lrs):
+        group["lr"] = group["initial_lr"] = new
+
+    def ramp(start):  # start: the loaded learning rate as a fraction of the new one
+        return lambda step: start + (1 - start) * min(1.0, step / steps)
+
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, [ramp(lr / new) for lr, new in zip(old, new_lrs)])
+# --8<-- [end:resume_warmup]
+
+
+# --8<-- [start:warmup_demo]
+def build_wide():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(),
+                         nn.Linear(64, 1))
+
+
+def sampled_steps(model, optimizer, batch, steps, generator, scheduler=None):
+    """Steps on random batches; returns the loss on all samples after each."""
+    losses = []
+    for _ in range(steps):
+        index = torch.randint(0, len(X), (batch,), generator=generator)
+        optimizer.zero_grad()
+        F.mse_loss(model(X[index]), y[index]).backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        with torch.no_grad():
+            losses.append(F.mse_loss(model(X), y).item())
+    return losses
+
+
+# The checkpoint: 300 steps of batches of 16 at lr 1e-2.
+model, generator = build_wide(), torch.Generator().manual_seed(0)
+adam = torch.optim.Adam(model.parameters(), lr=1e-2)
+at_checkpoint = sampled_steps(model, adam, 16, 300, generator)[-1]
+torch.save({"model": model.state_dict(), "optimizer": adam.state_dict(),
+            "generator": generator.get_state()}, "wide.pt")
+
+# The resume: batches of 128 (8x), lr 8e-2 by the linear rule; at once, or warmed up.
+for warmup in (0, 20):
+    checkpoint = torch.load("wide.pt", weights_only=True)
+    model = build_wide()
+    model.load_state_dict(checkpoint["model"])
+    adam = torch.optim.Adam(model.parameters(), lr=1e-2)
+    adam.load_state_dict(checkpoint["optimizer"])
+    generator = torch.Generator()
+    generator.set_state(checkpoint["generator"])
+    if warmup:
+        scheduler = resume_warmup(adam, [8e-2], steps=warmup)
+    else:
+        scheduler = None
+        adam.param_groups[0]["lr"] = 8e-2
+    highest = max(sampled_steps(model, adam, 128, 20, generator, scheduler))
+    print(f"warm-up of {warmup:2} steps: in the 20 steps after the resume, the loss rises "
+          f"above the checkpoint's: {highest > at_checkpoint}, to twice it or more: "
+          f"{highest >= 2 * at_checkpoint}")
+# --8<-- [end:warmup_demo]

@@ -286,6 +286,81 @@ print(f"after 40 steps: lr {group['lr']:.3g} = min_lr, beta1 {group['betas'][0]}
 # --8<-- [end:longer_onecycle_demo]
 
 
+# --8<-- [start:after_cycle_setup]
+import torch.nn.functional as F
+
+# A small regression model, trained with one OneCycleLR cycle of 100 steps and saved.
+data = torch.Generator().manual_seed(0)
+x = torch.randn(512, 8, generator=data)
+y = torch.sin(x @ torch.randn(8, 2, generator=data))
+
+
+def fit(model, optimizer, scheduler, steps):
+    """Full-batch steps; the OneCycleLR stepped until its last step (step_scheduler above).
+    Returns the loss after them."""
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.mse_loss(model(x), y).backward()
+        optimizer.step()
+        step_scheduler(scheduler)
+    with torch.no_grad():
+        return F.mse_loss(model(x), y).item()
+
+
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.Tanh(), torch.nn.Linear(64, 2))
+optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+scheduler = sched.OneCycleLR(optimizer, max_lr=1e-2, total_steps=100)
+loss_at_end = fit(model, optimizer, scheduler, 100)
+torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict()}, "finished.pt")
+
+
+def load_finished():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.Tanh(), torch.nn.Linear(64, 2))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = sched.OneCycleLR(optimizer, max_lr=1e-2, total_steps=100)
+    checkpoint = torch.load("finished.pt", weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    return model, optimizer, scheduler
+# --8<-- [end:after_cycle_setup]
+
+
+# --8<-- [start:after_cycle_final_lr]
+model, optimizer, scheduler = load_finished()
+final_lr = optimizer.param_groups[0]["lr"]
+print(f"lr at the end of the cycle: {final_lr:.1e} (max_lr / {1e-2 / final_lr:.3g})")
+before = [p.detach().clone() for p in model.parameters()]
+loss = fit(model, optimizer, scheduler, 200)  # 200 steps more, at that learning rate
+change = max((p.detach() - b).abs().max().item() for p, b in zip(model.parameters(), before))
+print(f"200 steps more: max |weight change| < 1e-4: {change < 1e-4}, "
+      f"loss lower by 0.1% or more: {loss < 0.999 * loss_at_end}")
+# --8<-- [end:after_cycle_final_lr]
+
+
+# --8<-- [start:new_cycle]
+def new_cycle(optimizer, total_steps, peak_scale=1.0, warmup=0.1):
+    """A new OneCycleLR on a loaded optimizer: its own warm-up, from each group's previous
+    peak learning rate times `peak_scale`. The old scheduler's state is not loaded into it."""
+    peaks = [group.get("max_lr", group.get("initial_lr", group["lr"])) * peak_scale
+             for group in optimizer.param_groups]
+    return sched.OneCycleLR(optimizer, max_lr=peaks, total_steps=total_steps, pct_start=warmup)
+# --8<-- [end:new_cycle]
+
+
+# --8<-- [start:new_cycle_demo]
+for peak_scale in (1.0, 0.3):
+    model, optimizer, _ = load_finished()  # the weights and Adam's moments of the cycle's end
+    scheduler = new_cycle(optimizer, total_steps=200, peak_scale=peak_scale)
+    loss = fit(model, optimizer, scheduler, 200)
+    print(f"new cycle of 200 steps, peak x{peak_scale}: lower than before: {loss < loss_at_end}, "
+          f"at most half of it: {loss <= 0.5 * loss_at_end}")
+# --8<-- [end:new_cycle_demo]
+
+
 # --8<-- [start:steps_per_epoch]
 # Planned: 4 epochs of 6 batches. On resume a larger batch size gives 3 batches per epoch.
 optimizer = make_optimizer()

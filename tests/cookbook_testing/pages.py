@@ -221,11 +221,21 @@ class Block:
 
 # Every mark a page block can carry, written `<!--pytest.mark.NAME-->` before its fence, and
 # the pytest marks it stands for. CONTRIBUTING.md explains each; anything else is an error.
+def in_colab() -> bool:
+    """Whether google.colab can be imported: a Colab runtime."""
+    try:
+        return importlib.util.find_spec("google.colab") is not None
+    except ModuleNotFoundError:  # no `google` package at all
+        return False
+
+
 def _block_marks() -> dict:
     from cookbook_testing.devices import cuda_available, gpu_count
     return {
         "cuda": [pytest.mark.cuda],
         "two_gpus": [pytest.mark.skipif(gpu_count() < 2, reason="needs two CUDA devices")],
+        "colab": [pytest.mark.skipif(
+            not in_colab(), reason="needs a Colab runtime (google.colab): Drive mounts only there")],
         "fork_launch": [pytest.mark.skipif(
             cuda_available(), reason="fork-based launch: a process that used CUDA cannot fork; "
                                      "on GPU machines tests/test_distributed.py runs these with spawn")],
