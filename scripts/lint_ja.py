@@ -82,11 +82,37 @@ def write_prh() -> Path:
     return path
 
 
+ADMONITION = re.compile(r"^(?:!!!|\?\?\?)\+? *[a-z]+")
+
+
+def unindent_admonitions(text: str) -> str:
+    """Material's admonitions (`!!! note "title"` and their body indented by four spaces)
+    with the body moved to the margin: Markdown would read it as an indented code block,
+    which textlint skips. Line numbers stay the same."""
+    out, inside = [], False
+    for line in text.split("\n"):
+        if ADMONITION.match(line):
+            inside = True
+        elif inside and line.strip() and not line.startswith("    "):
+            inside = False
+        out.append(line[4:] if inside and line.startswith("    ") else line)
+    return "\n".join(out)
+
+
+def page_markdown(page: Path) -> Path:
+    """The page as textlint should read it (see unindent_admonitions), in build/textlint."""
+    name = page.resolve().relative_to(DOCS) if page.resolve().is_relative_to(DOCS) else page.name
+    out = WORK / "pages" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(unindent_admonitions(page.read_text(encoding="utf-8")), encoding="utf-8")
+    return out
+
+
 def notebook_markdown(notebook: Path) -> Path:
     """The notebook's Markdown cells as one file, cells separated by a comment that names
     the cell, so that a finding can be traced back."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    parts = [f"<!-- cell {i} -->\n\n" + "".join(c["source"]) for i, c in enumerate(cells)
+    parts = [f"<!-- cell {i} -->\n\n" + unindent_admonitions("".join(c["source"])) for i, c in enumerate(cells)
              if c["cell_type"] == "markdown"]
     out = WORK / "notebooks" / (notebook.stem + ".md")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +134,7 @@ def lint(files: list[Path], cache: bool = True) -> list[str]:
     write_prh()
     shown = {}
     for f in files:
-        target = notebook_markdown(f) if f.suffix == ".ipynb" else f
+        target = notebook_markdown(f) if f.suffix == ".ipynb" else page_markdown(f)
         shown[str(target.resolve())] = f
     # The cache skips files unchanged since a run that found nothing in them (the key
     # includes the configuration); it lives in the ignored .cache/.

@@ -43,6 +43,10 @@ PROBE = """# 見本
 学習率は値である。
 ファイルにモデルに書きます。
 ダウンロードしたファイルを読み込みます。
+
+!!! note "注意"
+
+    ラッパーなしのモデルに読み込みます。
 """
 
 
@@ -57,6 +61,7 @@ def test_the_style_sheet_reports_each_kind_of_finding(tmp_path):
             "ja-technical-writing/no-mix-dearu-desumasu",
             "ja-technical-writing/no-doubled-joshi"} <= rules, findings
     assert not any(":7:" in f for f in findings), findings  # ダウンロード is not ロード
+    assert any(":11:" in f and "prh" in f for f in findings), findings  # inside a note
 
 
 translations = load_module(ROOT / "scripts" / "translations.py", "translations")
