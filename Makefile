@@ -25,7 +25,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build test verified test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,8 +46,14 @@ serve: $(DOCS_DEPS) node ## Serve the site on http://127.0.0.1:8000 (both langua
 build: $(DOCS_DEPS) node ## Strict build into site/ (SITE_URL=https://... for the hosted address)
 	$(PYTHON) -m mkdocs build --strict
 
+# `make test` writes no file that git sees (--check-tree fails the run if it did); the records
+# of what each page was verified with are written only on request: `make verified`, or
+# `make test PYTEST_ARGS=--record-verified` (the weekly job).
 test: $(DEPS) node browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
-	$(PYTHON) -m pytest -n 2 --dist loadgroup --record-verified
+	$(PYTHON) -m pytest -n 2 --dist loadgroup --check-tree $(PYTEST_ARGS)
+
+verified: $(DEPS) ## Run the page blocks and notebooks; record the pages that passed (outputs/verified/)
+	$(PYTHON) -m pytest -q -n 2 --dist loadgroup --record-verified tests/test_pages.py tests/test_notebooks.py
 
 test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test was skipped
 	@$(PYTHON) -c "import importlib.util as u, sys; m=[n for n in ('torch','pytest','pytest_codeblocks','pymdownx','markdown','yaml') if not u.find_spec(n)]; sys.exit(f'missing: {m} (see requirements-gpu.txt)' if m else 0)"

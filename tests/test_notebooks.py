@@ -110,7 +110,8 @@ def _probe(cell) -> dict:
     return json.loads("".join(o["text"] for o in cell["outputs"] if o["output_type"] == "stream"))
 
 
-@pytest.mark.parametrize("path", PAIRS, ids=_id)
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.verifies(_id(p))) for p in PAIRS],
+                         ids=_id)
 def test_notebook_runs_and_stored_outputs_are_current(path):
     """The English notebook runs; then, in the same kernel, the Japanese cells that use the
     language (see the module's docstring); the other Japanese cells are compared below."""

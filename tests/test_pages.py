@@ -82,7 +82,9 @@ def _param(b: Block):
     # Under xdist (--dist loadgroup) a page's blocks share one worker, in order
     # (a group name with "]" would be ignored).
     group = pytest.mark.xdist_group(re.sub(r"\W", "_", b.page))
-    return pytest.param(b, marks=[*b.marks, group], id=b.id)
+    # A page whose languages differ ("page.md[ja]") is not verified as a page.
+    verifies = [pytest.mark.verifies(b.page)] if b.page.endswith(".md") else []
+    return pytest.param(b, marks=[*b.marks, group, pytest.mark.page_block(b.id), *verifies], id=b.id)
 
 
 @pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
