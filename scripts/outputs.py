@@ -1,9 +1,10 @@
 """Run the pages' blocks and write what each printed to outputs/ (`make outputs`).
 
-Every output block on the site is a file outputs/<page>/<section>.txt that both languages
-embed; nobody types one. This runs each English page's blocks in order, as the tests do,
-and rewrites the files whose output changed. Blocks that cannot run here (CUDA on a CPU
-machine) keep their file. A block that fails stops its page and writes nothing for it.
+Every output block on the site is a file outputs/<page>/<section>.txt that the site build
+inserts where both languages say `<!--output-->` after the block; nobody types one. This runs
+each English page's blocks in order, as the tests do, and writes the files that are missing
+or whose output changed. Blocks that cannot run here (CUDA on a CPU machine) keep their file.
+A block that fails stops its page and writes nothing for it.
 
     python scripts/outputs.py                      # every page
     python scripts/outputs.py --check              # only report what differs (exit 1)
@@ -18,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "snippets" / "recipes")]  # as pytest.ini sets it
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hooks"), str(ROOT / "snippets" / "recipes")]  # as pytest.ini
 
 from cookbook_testing.pages import DOCS, lang_of, markdown_pages, normalise_output, page_blocks, run_block  # noqa: E402
 

@@ -3,9 +3,12 @@
 The blocks of a page run in order in one namespace and one working directory, like a
 reader pasting them into one Python session; selecting one block (`-k`) runs the earlier
 blocks of its page first. Printed output is compared with the output block shown under
-the code, which is stored once in outputs/ and refreshed by `make outputs`. A block marked
-`raises(Exc)` must raise exactly that exception, with the message shown under it. English
-and Japanese pages whose expanded blocks are identical (test_parity.py requires it) run once.
+the code (the page says `<!--output-->` after the fence), stored once in outputs/ at the
+path its page and section give, and written by `make outputs`. A missing output file fails
+that block's test, naming the command that writes it; a page that cannot be read fails its
+own test, not the collection of every page. A block marked `raises(Exc)` must raise exactly
+that exception, with the message shown under it. English and Japanese pages whose expanded
+blocks are identical (test_parity.py requires it) run once.
 """
 
 from __future__ import annotations
@@ -14,15 +17,21 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import (Block, base_key, lang_of, markdown_pages, normalise_output,
-                                    output_path, page_blocks, python_fence_count, run_block)
+from cookbook_testing.pages import (DOCS, Block, base_key, lang_of, markdown_pages, normalise_output,
+                                    outputs_command, page_blocks, python_fence_count, run_block)
+
+UNREADABLE: dict[str, str] = {}  # page -> why its blocks could not be read
 
 
 def _collect() -> list[Block]:
     by_page: dict[str, list[tuple[str, list[Block]]]] = {}
     for path in markdown_pages():
-        by_page.setdefault(base_key(path), []).append(
-            (lang_of(path), page_blocks(path)))
+        try:
+            blocks = page_blocks(path)
+        except Exception as error:  # noqa: BLE001 - reported by that page's test below
+            UNREADABLE[path.relative_to(DOCS).as_posix()] = f"{type(error).__name__}: {error}"
+            continue
+        by_page.setdefault(base_key(path), []).append((lang_of(path), blocks))
     out = []
     for key, variants in by_page.items():
         first = variants[0][1]
@@ -37,7 +46,7 @@ def _collect() -> list[Block]:
 
 
 def _signature(blocks: list[Block]):
-    return [(b.code, b.expected_output, [str(m) for m in b.marks]) for b in blocks]
+    return [(b.code, b.output_file, [str(m) for m in b.marks]) for b in blocks]
 
 
 BLOCKS = _collect()
@@ -93,8 +102,9 @@ def test_block(block: Block, session: _PageSession):
         pytest.fail(f"not run: {session.failed_at} failed before it")
     shown, error = run_block(block, session.namespace, session.cwd)
     expected_exc = block.raises
+    expected = block.stored_output() if block.output_file else None
     if expected_exc is not None:
-        assert block.expected_output is not None, "a `raises` block must show the message"
+        assert block.output_file is not None, "a `raises` block must show the message (<!--output-->)"
         if not isinstance(error, expected_exc):
             session.failed_at = block.id
             if error is not None:
@@ -104,26 +114,27 @@ def test_block(block: Block, session: _PageSession):
         session.failed_at = block.id
         raise error
 
-    if block.expected_output is not None:
-        assert normalise_output(shown) == normalise_output(block.expected_output), (
+    if block.output_file is not None:
+        if expected is None:
+            pytest.fail(f"{block.id}: its output {block.output_file} is not written yet: run "
+                        f"`{outputs_command(block.page)}` and review it")
+        assert normalise_output(shown) == normalise_output(expected), (
             f"{block.id}: the output differs from {block.output_file}. If the new output is "
-            f"right on every machine, run `make outputs` and review the diff")
+            f"right on every machine, run `{outputs_command(block.page)}` and review the diff")
 
 
 @pytest.mark.parametrize("path", markdown_pages(), ids=lambda p: p.relative_to(p.parents[1]).as_posix())
 def test_every_python_block_is_accounted_for(path):
     """Every Python fence (python, py, python title=...) is collected: none is ignored; its
-    marks are known ones (page_blocks raises otherwise); every output block is the generated
-    file of its block, not text typed on the page."""
+    marks are known ones (page_blocks raises otherwise, and the page fails here); no output
+    is typed on the page: an output mark names the stored file of its block."""
+    rel = path.relative_to(DOCS).as_posix()
+    assert rel not in UNREADABLE, UNREADABLE.get(rel)
     blocks = page_blocks(path)
     assert len(blocks) == python_fence_count(path), (
         "a Python fence is not collected (is an output block written as ```python?)")
     for b in blocks:
         assert b.section, f"line {b.lineno}: a Python block embeds one snippet section"
-        if b.expected_output is not None:
-            assert b.output_file == output_path(b.page, b.section), (
-                f"{b.id}: its output block must be the line "
-                f'--8<-- "{output_path(b.page, b.section)}" (run `make outputs`)')
 
 
 def test_one_block_selected_alone_runs_its_page_first(tmp_path):

@@ -23,19 +23,15 @@ import markdown
 import pytest
 import yaml
 from pytest_codeblocks import extract_from_buffer
-
-ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
-SNIPPETS = ROOT / "snippets"
-LANGS = ("en", "ja")
+from sitebuild.layout import (DOCS, INCLUDE, LANGS, ROOT, SECTION, SNIPPETS, both_languages,  # noqa: F401
+                              includes, lang_of, output_path, outputs_command, page_key, site_path)
+from sitebuild.outputs import insert_outputs, marked_outputs, read_from
 
 # Info strings that mean "this is Python": every such fence is executed or explicitly marked.
 PYTHON_SYNTAX = {"python", "py", "python3", "pycon"}
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,}|~{3,})\s*(?P<info>[^\n`]*)$")
-INCLUDE = re.compile(r"""^\s*(?:#\s*)?-{2,}8<-{2,}\s+["']([^"']+)["']""")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 HEADING_ID = re.compile(r"\{[^}]*#([\w-]+)[^}]*\}\s*$")
-SECTION = re.compile(r"#\s*-{2,}8<-{2,}\s*\[(start|end):(\w+)\]")
 
 
 CODE_SPAN = re.compile(r"```.*?```|`[^`\n]*`", re.S)
@@ -47,14 +43,7 @@ def has_math(text: str) -> bool:
     return MATH.search(CODE_SPAN.sub("", text)) is not None
 
 
-def lang_of(path: Path) -> str:
-    return "ja" if ".ja." in path.name else "en"
-
-
-def base_key(path: Path) -> str:
-    """docs/recipes/x.ja.md -> recipes/x.md: the page, whatever its language."""
-    rel = path.relative_to(DOCS).as_posix()
-    return rel.replace(".ja.", ".")
+base_key = page_key  # docs/recipes/x.ja.md -> recipes/x.md: the page, whatever its language
 
 
 def markdown_pages() -> list[Path]:
@@ -125,6 +114,16 @@ def expand(text: str) -> str:
 
 @functools.cache
 def expanded(path: Path) -> str:
+    """The page as the reader sees it: stored outputs inserted (as hooks/outputs.py does),
+    snippets expanded; a missing output shows the command that writes it."""
+    text, _ = insert_outputs(path.read_text(encoding="utf-8"), page_key(path), read_from(ROOT))
+    return expand(text)
+
+
+@functools.cache
+def _code_expanded(path: Path) -> str:
+    """The page with its snippets expanded and its output marks left as they are: what the
+    blocks are read from, so that a missing output file fails that block's test only."""
     return expand(path.read_text(encoding="utf-8"))
 
 
@@ -174,10 +173,6 @@ def headings(text: str) -> list[tuple[int, str, str | None]]:
     return out
 
 
-def includes(text: str) -> list[str]:
-    return [m[1] for line in text.split("\n") if (m := INCLUDE.match(line))]
-
-
 @dataclass
 class Block:
     """One executable Python block of a page, after snippet expansion."""
@@ -186,10 +181,15 @@ class Block:
     index: int
     lineno: int
     code: str
-    expected_output: str | None
     marks: list = field(default_factory=list)
     section: str = ""  # the snippet section it embeds: "load_separately"
-    output_file: str | None = None  # where its output block is stored: "outputs/..."
+    output_file: str | None = None  # where its output is stored, if the page shows one: "outputs/..."
+    importorskip: str | None = None  # pytest-codeblocks' importorskip(module): skipped without it
+
+    def stored_output(self) -> str | None:
+        """The output the page shows under the block; None if the file is not written yet."""
+        file = ROOT / self.output_file
+        return file.read_text(encoding="utf-8") if file.is_file() else None
 
     @property
     def id(self) -> str:
@@ -214,6 +214,8 @@ class Block:
         for m in self.marks:
             if m.name == "skipif" and m.args[0]:
                 return m.kwargs["reason"]
+        if self.importorskip and importlib.util.find_spec(self.importorskip) is None:
+            return f"needs the module {self.importorskip} (pytest-codeblocks:importorskip)"
         if self.cuda and not cuda_available():
             return "needs CUDA"
         return None
@@ -254,25 +256,29 @@ def parse_mark(text: str) -> list:
 
 
 def page_blocks(path: Path) -> list[Block]:
-    """Python blocks of one page, as pytest-codeblocks reads them, whatever the info string."""
-    found = extract_from_buffer(io.StringIO(expanded(path)))
-    raw = extract_from_buffer(io.StringIO(path.read_text(encoding="utf-8")))
+    """Python blocks of one page, as pytest-codeblocks reads them, whatever the info string.
+    A block followed by the output mark has the output file of its page and section."""
+    text = path.read_text(encoding="utf-8")
+    found = extract_from_buffer(io.StringIO(_code_expanded(path)))
+    raw = extract_from_buffer(io.StringIO(text))
+    with_output = marked_outputs(text)  # {fence line index: section}
     blocks = []
     for cb, rcb in zip(found, raw, strict=True):
         if cb.syntax is None or not is_python(cb.syntax):
             continue
+        if rcb.expected_output is not None:
+            raise ValueError(f"{path.relative_to(DOCS)}, line {rcb.lineno}: an output is not typed "
+                             f"on the page: write {OUTPUT_MARK_HELP}")
         (include,) = includes(rcb.code) or [""]
         section = include.split(":", 1)[1] if ":" in include else ""
-        out = includes(rcb.expected_output or "")
-        blocks.append(Block(base_key(path), len(blocks), cb.lineno, cb.code,
-                            cb.expected_output, [m for text in cb.marks for m in parse_mark(text)],
-                            section, out[0] if out else None))
+        has_output = rcb.lineno - 1 in with_output
+        blocks.append(Block(page_key(path), len(blocks), cb.lineno, cb.code,
+                            [m for text in cb.marks for m in parse_mark(text)], section,
+                            output_path(path, section) if has_output else None, cb.importorskip))
     return blocks
 
 
-def output_path(page: str, section: str) -> str:
-    """Where the output of a page's block is stored: outputs/<page>/<section>.txt."""
-    return f"outputs/{page.removesuffix('.md')}/{section}.txt"
+OUTPUT_MARK_HELP = "<!--output--> on the line after the block's fence (see CONTRIBUTING.md)"
 
 
 def normalise_output(text: str) -> str:
@@ -353,12 +359,6 @@ def load_module(path: Path, name: str):
     return module
 
 
-def both_languages(page: str) -> list[Path]:
-    """The English page and its Japanese twin: both_languages("troubleshooting/errors.md")."""
-    en = DOCS / page
-    return [en, en.with_name(en.stem + ".ja" + en.suffix)]
-
-
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -378,12 +378,6 @@ def assert_quoted(page: str, *texts: str) -> None:
 def program_env() -> dict:
     """The environment for a program in tests/programs: the test helpers and the recipes'
     function files importable by name."""
-    ours = [str(ROOT / "tests"), str(SNIPPETS / "recipes")]
+    ours = [str(ROOT / "tests"), str(ROOT / "hooks"), str(SNIPPETS / "recipes")]
     theirs = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]  # a GPU box's
     return {**os.environ, "PYTHONPATH": os.pathsep.join(ours + theirs)}
-
-
-def site_path(page: Path) -> str:
-    """docs/a/b.ja.md -> "ja/a/b/": where the built site serves a page (use_directory_urls)."""
-    rel = re.sub(r"(\.ja)?\.(md|ipynb)$", "", page.relative_to(DOCS).as_posix())
-    return ("ja/" if lang_of(page) == "ja" else "") + ("" if rel == "index" else rel + "/")
