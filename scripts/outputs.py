@@ -21,21 +21,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hooks"), str(ROOT / "snippets" / "recipes")]  # as pytest.ini
 
-from cookbook_testing.pages import DOCS, lang_of, markdown_pages, normalise_output, page_blocks, run_block  # noqa: E402
+from cookbook_testing.blocks import normalise_output, page_blocks  # noqa: E402
+from cookbook_testing.markdown import markdown_pages  # noqa: E402
+from cookbook_testing.runner import PageSession, failed  # noqa: E402
+from sitebuild.layout import DOCS, lang_of  # noqa: E402
 
 
 def page_outputs(path: Path) -> tuple[dict[str, str], list[str]]:
     """{output file: what its block printed} for one page, and the blocks that did not run."""
-    written, kept = {}, []
-    namespace = {"__name__": "__main__"}
+    blocks = page_blocks(path)
+    kept = [b.id for b in blocks if b.skip_reason and b.output_file]
+    written = {}
     with tempfile.TemporaryDirectory() as cwd:
-        for block in page_blocks(path):
-            if block.skip_reason:
-                if block.output_file:
-                    kept.append(block.id)
-                continue
-            shown, error = run_block(block, namespace, Path(cwd))
-            if error is not None and not (block.raises and isinstance(error, block.raises)):
+        for block, shown, error in PageSession(blocks, Path(cwd)).run():
+            if failed(block, error):
                 raise SystemExit(f"{block.id} failed: {type(error).__name__}: {error}")
             if block.output_file:
                 written[block.output_file] = normalise_output(shown) + "\n"

@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 
 from cookbook_testing.pages import ROOT, load_module, notebook_code, notebooks
+from sitebuild.layout import in_lang
 
 pytest.importorskip("nbclient", reason="nbclient is in requirements.txt (make test)")
 
 NOTEBOOKS = notebooks()
-PAIRS = sorted({p.with_name(p.name.replace(".ja.ipynb", ".ipynb")) for p in NOTEBOOKS})
+PAIRS = sorted({in_lang(p, "en") for p in NOTEBOOKS})
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 USES_LANGUAGE = re.compile(r"\b(LANG|LABELS)\b")
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -103,7 +104,7 @@ def test_stored_outputs_hold_no_error(path):
 
 
 def _japanese(en: Path) -> Path:
-    return en.with_name(en.name.replace(".ipynb", ".ja.ipynb"))
+    return in_lang(en, "ja")
 
 
 def _probe(cell) -> dict:

@@ -17,8 +17,10 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import (DOCS, Block, base_key, lang_of, markdown_pages, normalise_output,
-                                    outputs_command, page_blocks, python_fence_count, run_block)
+from cookbook_testing.blocks import Block, normalise_output, page_blocks
+from cookbook_testing.markdown import markdown_pages, python_fence_count
+from cookbook_testing.runner import PageRunner, PageSession, failed, run_block
+from sitebuild.layout import DOCS, lang_of, outputs_command, page_key
 
 UNREADABLE: dict[str, str] = {}  # page -> why its blocks could not be read
 
@@ -31,7 +33,7 @@ def _collect() -> list[Block]:
         except Exception as error:  # noqa: BLE001 - reported by that page's test below
             UNREADABLE[path.relative_to(DOCS).as_posix()] = f"{type(error).__name__}: {error}"
             continue
-        by_page.setdefault(base_key(path), []).append((lang_of(path), blocks))
+        by_page.setdefault(page_key(path), []).append((lang_of(path), blocks))
     out = []
     for key, variants in by_page.items():
         first = variants[0][1]
@@ -50,41 +52,18 @@ def _signature(blocks: list[Block]):
 
 
 BLOCKS = _collect()
-BY_PAGE: dict[str, list[Block]] = {}
-for _b in BLOCKS:
-    BY_PAGE.setdefault(_b.page, []).append(_b)
 
 
-class _PageSession:
-    """Namespace, working directory and progress shared by the blocks of one page."""
-
-    def __init__(self, cwd):
-        self.namespace = {"__name__": "__main__"}
-        self.cwd = cwd
-        self.done = 0  # blocks of the page run so far, in order
-        self.failed_at: str | None = None
-
-
-_sessions: dict[str, _PageSession] = {}
-
-
-def catch_up(s: _PageSession, block: Block) -> None:
-    """Run the page's blocks before `block` that have not run in this session (one block
-    selected alone with -k or its node id), so that it finds the names it uses."""
-    for earlier in BY_PAGE[block.page][s.done:block.index]:
-        if earlier.skip_reason is None and s.failed_at is None:
-            _, error = run_block(earlier, s.namespace, s.cwd)
-            if error is not None and not (earlier.raises and isinstance(error, earlier.raises)):
-                s.failed_at = earlier.id
-    s.done = max(s.done, block.index + 1)
+@pytest.fixture(scope="session")
+def runner(tmp_path_factory) -> PageRunner:
+    """Owns the pages' sessions for this test process (one per xdist worker: --dist loadgroup
+    keeps a page's blocks on one worker, in order)."""
+    return PageRunner(BLOCKS, lambda: tmp_path_factory.mktemp("page"))
 
 
 @pytest.fixture
-def session(block, tmp_path_factory):
-    if block.page not in _sessions:
-        _sessions[block.page] = _PageSession(tmp_path_factory.mktemp("page"))
-    catch_up(_sessions[block.page], block)
-    return _sessions[block.page]
+def session(block, runner) -> PageSession:
+    return runner.session_for(block)
 
 
 def _param(b: Block):
@@ -97,7 +76,7 @@ def _param(b: Block):
 
 
 @pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
-def test_block(block: Block, session: _PageSession):
+def test_block(block: Block, session: PageSession):
     if session.failed_at is not None:
         pytest.fail(f"not run: {session.failed_at} failed before it")
     shown, error = run_block(block, session.namespace, session.cwd)
@@ -110,7 +89,7 @@ def test_block(block: Block, session: _PageSession):
             if error is not None:
                 raise error
             pytest.fail(f"the block did not raise {expected_exc.__name__}")
-    elif error is not None:
+    elif failed(block, error):
         session.failed_at = block.id
         raise error
 
@@ -140,10 +119,10 @@ def test_every_python_block_is_accounted_for(path):
 def test_one_block_selected_alone_runs_its_page_first(tmp_path):
     """`pytest "tests/test_pages.py::test_block[<page>::<section>]"` must not fail with a
     NameError: the session runs the earlier blocks of the page first."""
-    page = BY_PAGE["concepts/checkpoint-cost.md"]
+    runner = PageRunner(BLOCKS, lambda: tmp_path)
+    page = runner.by_page["concepts/checkpoint-cost.md"]
     last = page[-1]
-    fresh = _PageSession(tmp_path)
-    catch_up(fresh, last)
+    fresh = runner.session_for(last)
     assert fresh.failed_at is None and fresh.done == len(page)
     shown, error = run_block(last, fresh.namespace, fresh.cwd)  # uses names the earlier ones made
     assert error is None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from sitebuild.layout import SNIPPETS, includes, lang_of, split_include
+
 
 def snippet_downloads(snippets: Path) -> dict[str, Path]:
     """{site path: snippet file} for every snippet file: "downloads/recipes/x.py" -> file."""
@@ -13,7 +15,6 @@ def snippet_downloads(snippets: Path) -> dict[str, Path]:
             for p in sorted(snippets.rglob("*.py")) if "__pycache__" not in p.parts}
 
 
-SNIPPETS = Path(__file__).resolve().parents[2] / "snippets"
 IMPORT = re.compile(r"^\s*(?:from (\w+) import|import (\w+))", re.M)
 
 
@@ -29,7 +30,6 @@ def imported_snippets(files: list[str]) -> list[str]:
     return out
 
 
-INCLUDE = re.compile(r"""^\s*-{2,}8<-{2,}\s+["']([^"':]+\.py)(?::\w+)?["']""", re.M)
 BOX = {
     "en": ('!!! tip "The whole recipe as one script"\n\n'
            "    {links}: save {them} in one folder and run `python {main}` (PyTorch 2.13; "
@@ -44,11 +44,11 @@ def download_box(markdown: str, page_uri: str) -> str:
     """The page with a download box after its first paragraph, naming every snippet file it
     embeds; the command runs the first one (after the running example other files import);
     unchanged if it embeds none."""
-    files = list(dict.fromkeys(INCLUDE.findall(markdown)))
+    files = list(dict.fromkeys(f for f, _ in map(split_include, includes(markdown)) if f.endswith(".py")))
     if not files:
         return markdown
     files += [f for f in imported_snippets(files) if f not in files]
-    lang = "ja" if page_uri.endswith(".ja.md") else "en"
+    lang = lang_of(page_uri)
     up = "../" * page_uri.count("/")
     links = ", ".join(f"[`{Path(f).name}`]({up}downloads/{f})" for f in files)
     them = "it" if len(files) == 1 else "them"

@@ -40,19 +40,25 @@ def page_key(page: str | Path) -> str:
     """The page whatever its language, relative to docs/: "recipes/x.ja.md" -> "recipes/x.md"."""
     path = Path(page)
     rel = (path.relative_to(DOCS) if path.is_absolute() else path).as_posix()
-    lang = lang_of(rel)
-    return rel if lang == DEFAULT_LANG else rel.replace(f".{lang}.", ".", 1)
+    return in_lang(rel, DEFAULT_LANG)
+
+
+def _name_in(name: str, lang: str) -> str:
+    parts = name.split(".")
+    if len(parts) > 2 and parts[-2] in LANGS[1:]:
+        del parts[-2]
+    if lang != DEFAULT_LANG:
+        parts.insert(len(parts) - 1, lang)
+    return ".".join(parts)
 
 
 def in_lang(page: str | Path, lang: str):
-    """The page in another language: in_lang("recipes/x.md", "ja") -> "recipes/x.ja.md" (a Path
-    in, a Path out)."""
-    key = page_key(page)
-    stem, dot, suffix = key.rpartition(".")
-    rel = key if lang == DEFAULT_LANG else f"{stem}.{lang}.{suffix}"
+    """The page in another language, beside it: in_lang("recipes/x.md", "ja") ->
+    "recipes/x.ja.md" (a Path in, a Path out)."""
     if isinstance(page, Path):
-        return (DOCS / rel) if page.is_absolute() else Path(rel)
-    return rel
+        return page.with_name(_name_in(page.name, lang))
+    folder, _, name = page.rpartition("/")
+    return (folder + "/" if folder else "") + _name_in(name, lang)
 
 
 def twin(page: str | Path):

@@ -19,6 +19,8 @@ import html
 import json
 import re
 
+from sitebuild.layout import lang_of
+
 PLACEHOLDER = re.compile(r'alt="No description has been provided for this image"')
 
 
@@ -138,7 +140,7 @@ def with_run_links(content: str, docs_path: str, colab: str | None = None) -> st
     (mkdocs-jupyter's include_source serves the .ipynb beside the page, byte for byte) and,
     given its Colab address, a link to open it there; in the notebook's language."""
     name = docs_path.rsplit("/", 1)[-1]
-    title, download, open_colab = RUN_BOX["ja" if name.endswith(".ja.ipynb") else "en"]
+    title, download, open_colab = RUN_BOX[lang_of(name)]
     code = f"<code>{html.escape(name)}</code>"
     links = [f'<a href="{html.escape(name)}" download>{download.format(name=code)}</a>']
     if colab:

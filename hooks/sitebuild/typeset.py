@@ -13,7 +13,8 @@ import re
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from sitebuild.layout import ROOT
+
 KATEX_JS = ROOT / "docs" / "assets" / "katex" / "katex.min.js"
 RENDER_JS = ROOT / "hooks" / "katex_render.js"
 MATH = re.compile(r'<(span|div) class="arithmatex">\\([(\[])(.*?)\\[)\]]</\1>', re.S)

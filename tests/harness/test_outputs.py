@@ -4,6 +4,7 @@ tests insert the file its page and section give; a missing file fails that block
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -105,7 +106,7 @@ def test_a_block_whose_output_is_not_written_fails_with_the_command(tmp_path):
 
     block = pages.Block("recipes/new.md", 0, 1, "print(1)", section="first",
                         output_file="outputs/recipes/new/first.txt")
-    session = test_pages._PageSession(tmp_path)
+    session = pages.PageSession([block], tmp_path)
     with pytest.raises(pytest.fail.Exception, match=r"python scripts/outputs.py recipes/new.md"):
         test_pages.test_block(block, session)
 
@@ -114,3 +115,26 @@ def test_importorskip_is_honoured(monkeypatch):
     block = pages.Block("a.md", 0, 1, "import surely_absent_module", importorskip="surely_absent_module")
     assert "surely_absent_module" in block.skip_reason
     assert pages.Block("a.md", 0, 1, "", importorskip="json").skip_reason is None
+
+
+# What a layout rule looks like when it is written again outside sitebuild.layout.
+REWRITTEN = {
+    "the language of a file": re.compile(r"""['"]\.ja\.['"]\s+(?:not\s+)?in\b|endswith\(['"]\.ja\.|['"]ja['"] if """),
+    "the twin of a page": re.compile(r"""replace\(['"]\.ja\.|['"]\.ja['"]\s*\+|\+\s*['"]\.ja['"]"""),
+    "the include syntax": re.compile(r"""re\.compile\(.*8<"""),
+    "the output path": re.compile(r"""f['"]outputs/\{"""),
+    "the site path": re.compile(r"""['"]ja/['"] if"""),
+}
+
+
+def test_no_layout_rule_is_written_twice():
+    layout_file = Path(layout.__file__)
+    found = []
+    for folder in ("hooks", "scripts", "tests", "bench"):
+        for path in sorted((layout.ROOT / folder).rglob("*.py")):
+            if path == layout_file or path == Path(__file__):
+                continue
+            for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+                found += [f"{path.relative_to(layout.ROOT)}:{n}: {rule}"
+                          for rule, pattern in REWRITTEN.items() if pattern.search(line)]
+    assert found == [], "use sitebuild.layout"
