@@ -25,7 +25,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test verified test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build test verified new-page test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -74,6 +74,10 @@ test-a11y: $(DEPS) node browser ## axe-core on every page, both languages and co
 
 outputs: $(DEPS) ## Rerun the page blocks and rewrite their stored outputs (outputs/)
 	$(PYTHON) scripts/outputs.py
+
+new-page: $(DEPS) ## New page pair, snippet, output, test, nav: PAGE=recipes/x TITLE="..." TITLE_JA="..."
+	@test -n "$(PAGE)" -a -n "$(TITLE)" -a -n "$(TITLE_JA)" || { echo 'usage: make new-page PAGE=<section>/<topic> TITLE="..." TITLE_JA="..."'; exit 2; }
+	$(PYTHON) scripts/new_page.py "$(PAGE)" "$(TITLE)" "$(TITLE_JA)"
 
 plots: $(DEPS) ## Redraw the plots pages embed (docs/assets/plots/) from the recipes' code
 	$(PYTHON) scripts/plots.py

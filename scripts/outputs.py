@@ -9,6 +9,7 @@ A block that fails stops its page and writes nothing for it.
     python scripts/outputs.py                      # every page
     python scripts/outputs.py --check              # only report what differs (exit 1)
     python scripts/outputs.py recipes/exact-resume.md ...
+    python scripts/outputs.py --record-verified recipes/new-page.md   # (make new-page)
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hooks"), str(ROOT / "snippets" 
 from cookbook_testing.blocks import normalise_output, page_blocks  # noqa: E402
 from cookbook_testing.markdown import markdown_pages  # noqa: E402
 from cookbook_testing.runner import PageSession, failed  # noqa: E402
-from sitebuild.layout import DOCS, lang_of  # noqa: E402
+from cookbook_testing.verified import Outcome, record  # noqa: E402
+from sitebuild.layout import DOCS, lang_of, page_key  # noqa: E402
 
 
-def page_outputs(path: Path) -> tuple[dict[str, str], list[str]]:
-    """{output file: what its block printed} for one page, and the blocks that did not run."""
+def page_outputs(path: Path, outcome: Outcome | None = None) -> tuple[dict[str, str], list[str]]:
+    """{output file: what its block printed} for one page, and the blocks that did not run;
+    counts them in `outcome` if given."""
     blocks = page_blocks(path)
     kept = [b.id for b in blocks if b.skip_reason and b.output_file]
     written = {}
@@ -38,6 +41,12 @@ def page_outputs(path: Path) -> tuple[dict[str, str], list[str]]:
                 raise SystemExit(f"{block.id} failed: {type(error).__name__}: {error}")
             if block.output_file:
                 written[block.output_file] = normalise_output(shown) + "\n"
+            if outcome is not None:
+                outcome.add("passed", block.cuda)
+    if outcome is not None:
+        for block in blocks:
+            if block.skip_reason:
+                outcome.add("skipped", block.cuda)
     return written, kept
 
 
@@ -45,11 +54,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("pages", nargs="*", help="English pages, relative to docs/")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 on a difference")
+    parser.add_argument("--record-verified", action="store_true",
+                        help="also record the pages as verified (outputs/verified/): their blocks "
+                             "all ran and their outputs are now what they print")
     args = parser.parse_args(argv)
+    outcomes: dict[str, Outcome] = {}
     paths = [DOCS / p for p in args.pages] or [p for p in markdown_pages() if lang_of(p) == "en"]
     differ = 0
     for path in paths:
-        outputs, kept = page_outputs(path)
+        outcome = outcomes.setdefault(page_key(path), Outcome())
+        outputs, kept = page_outputs(path, outcome)
         for name, text in outputs.items():
             file = ROOT / name
             old = file.read_text(encoding="utf-8") if file.exists() else None
@@ -66,6 +80,8 @@ def main(argv: list[str]) -> int:
         for block_id in kept:
             print(f"kept (not run here: needs CUDA or is skipped): {block_id}")
     print(f"{differ} output file(s) {'differ' if args.check else 'rewritten'}")
+    if args.record_verified and not args.check:
+        record(outcomes, gpu=False)
     return 1 if args.check and differ else 0
 
 

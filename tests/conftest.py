@@ -28,6 +28,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "raises(exc): the page block must raise exc; "
                                        "its expected output is the exception's last line")
     config.addinivalue_line("markers", "xdist_group(name): run with the others of its group")
+    config.addinivalue_line("markers", "slow: takes many seconds; starts first, so that the "
+                                       "workers of `make test` finish together")
     config.addinivalue_line("markers", "page_block(id): a page block, counted in the summary")
     config.addinivalue_line("markers", "verifies(page): passing counts towards the page's "
                                        "verified record (outputs/verified/)")
@@ -53,6 +55,8 @@ LONG_FIRST = ("site", "distributed", "test_notebooks.py", "test_snippet_runs_sta
 
 
 def _start_order(item) -> int:
+    if item.get_closest_marker("slow"):
+        return -1
     names = " ".join([item.nodeid, *(m.args[0] for m in item.iter_markers("xdist_group"))])
     return next((i for i, name in enumerate(LONG_FIRST) if name in names), len(LONG_FIRST))
 
