@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from sitebuild.facts import facts
 from sitebuild.layout import SNIPPETS, includes, lang_of, split_include
 
 
@@ -32,10 +33,10 @@ def imported_snippets(files: list[str]) -> list[str]:
 
 BOX = {
     "en": ('!!! tip "The whole recipe as one script"\n\n'
-           "    {links}: save {them} in one folder and run `python {main}` (PyTorch 2.13; "
+           "    {links}: save {them} in one folder and run `python {main}` (PyTorch {torch_minor}; "
            "blocks that need a GPU are skipped without one).\n"),
     "ja": ('!!! tip "レシピ全体を 1 つのスクリプトで"\n\n'
-           "    {links}：同じフォルダに保存し、`python {main}` で実行します（PyTorch 2.13。"
+           "    {links}：同じフォルダに保存し、`python {main}` で実行します（PyTorch {torch_minor}。"
            "GPU が必要なブロックは、GPU がなければ飛ばします）。\n"),
 }
 
@@ -53,7 +54,7 @@ def download_box(markdown: str, page_uri: str) -> str:
     links = ", ".join(f"[`{Path(f).name}`]({up}downloads/{f})" for f in files)
     them = "it" if len(files) == 1 else "them"
     main = next(Path(f).name for f in files if not f.endswith("running_example.py"))
-    box = BOX[lang].format(links=links, them=them, main=main)
+    box = BOX[lang].format(links=links, them=them, main=main, torch_minor=facts()["torch_minor"])
     lines = markdown.split("\n")
     h1 = next(i for i, line in enumerate(lines) if line.startswith("# "))
     start = next(i for i in range(h1 + 1, len(lines)) if lines[i].strip())

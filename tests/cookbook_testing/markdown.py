@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from pytest_codeblocks import extract_from_buffer
+from sitebuild.facts import facts, fill_in
 from sitebuild.layout import DOCS, ROOT, lang_of, page_key
 from sitebuild.outputs import fences as _fences
 from sitebuild.outputs import insert_outputs, read_from
@@ -59,7 +60,7 @@ def expanded(path: Path) -> str:
     """The page as the reader sees it: stored outputs inserted (as hooks/outputs.py does),
     snippets expanded; a missing output shows the command that writes it."""
     text, _ = insert_outputs(path.read_text(encoding="utf-8"), page_key(path), read_from(ROOT))
-    return expand(text)
+    return expand(fill_in(text, facts(), page_key(path)))
 
 
 @functools.cache

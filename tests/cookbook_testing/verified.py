@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime
 import json
 import platform
-import re
 from dataclasses import dataclass
 
 from cookbook_testing.pages import DOCS, ROOT, page_blocks
@@ -45,8 +44,8 @@ class Outcome:
 
 
 def pinned_torch() -> str:
-    text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
-    return re.search(r"^torch==(\S+)", text, re.M)[1]
+    from sitebuild.facts import facts
+    return facts(ROOT)["torch"]
 
 
 def record(outcomes: dict[str, Outcome], gpu: bool) -> None:

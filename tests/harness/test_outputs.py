@@ -138,3 +138,36 @@ def test_no_layout_rule_is_written_twice():
                 found += [f"{path.relative_to(layout.ROOT)}:{n}: {rule}"
                           for rule, pattern in REWRITTEN.items() if pattern.search(line)]
     assert found == [], "use sitebuild.layout"
+
+
+def test_the_torch_pin_has_one_source():
+    """Pages, hooks, the README and the workflows say `{{ torch_minor }}` or point at
+    requirements.txt; the build fills the fact in."""
+    from sitebuild.facts import FactError, facts, fill_in
+
+    pin = facts()["torch"]
+    minor = facts()["torch_minor"]
+    assert pin.startswith(minor + ".")
+    written = []
+    for path in [*layout.DOCS.rglob("*.md"), *(layout.ROOT / "hooks").rglob("*.py"),
+                 layout.ROOT / "README.md", layout.ROOT / "CONTRIBUTING.md",
+                 *(layout.ROOT / ".github" / "workflows").glob("*.yml")]:
+        for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+            if re.search(rf"(?<![\d.]){re.escape(minor)}(?!\.?\d)|{re.escape(pin)}", line):
+                written.append(f"{path.relative_to(layout.ROOT)}:{n}")
+    assert written == [], "write {{ torch_minor }} (pages) or name requirements.txt"
+    assert fill_in("PyTorch {{ torch_minor }}", facts()) == f"PyTorch {minor}"
+    with pytest.raises(FactError, match="unknown fact"):
+        fill_in("{{ torch_major }}", facts(), "a.md")
+
+
+def test_the_page_weight_report_is_dated_and_by_kind(tmp_path):
+    from cookbook_testing.snippets import load_module
+
+    page_weight = load_module(layout.ROOT / "scripts" / "page_weight.py", "page_weight")
+
+    rows = [{"page": "a/", "kind": "page", "requests": 12, "kb": 90.2, "external": 0},
+            {"page": "b/", "kind": "page", "requests": 13, "kb": 101.7, "external": 0}]
+    text = page_weight.write_report(rows, tmp_path / "r.md").read_text(encoding="utf-8")
+    assert re.search(r"measured \d{4}-\d\d-\d\d", text)
+    assert "| page | 2 | 12–13 | 90–102 |" in text and "External requests: 0." in text
