@@ -39,31 +39,38 @@ def pytest_configure(config):
     config.stash[_skipped_cuda] = []
     config.stash[_counts] = {"executed": 0, "cuda": 0, "skipped": 0}
     config.stash[_outcomes] = {}
+    config.stash[_durations] = {}
 
 
 _config = None
 _skipped_cuda = pytest.StashKey[list]()
 _counts = pytest.StashKey[dict]()
 _tree_changed = pytest.StashKey[list]()
+_durations = pytest.StashKey[dict]()  # group -> seconds in this run
 _outcomes = pytest.StashKey[dict]()  # page -> {"passed", "cuda", "cuda_skipped", "failed"}
 
 
-# The longest tests and groups start first, so that the two workers of `make test` finish
-# together (xdist hands out work in collection order).
-LONG_FIRST = ("site", "distributed", "test_notebooks.py", "test_snippet_runs_standalone",
-              "exact_resume", "preemption", "test_sigkill", "mapped_checkpoint")
+# The longest work starts first, so that the two workers of `make test` finish together
+# (xdist hands out work in collection order): tests marked `slow`, then the groups (a page's
+# blocks, a module's xdist_group) and tests that took longest in the last run, from the pytest
+# cache (.cache/pytest). Within a group the order stays as collected: a page's blocks in order.
+DURATIONS = "cookbook/durations"
 
 
-def _start_order(item) -> int:
-    if item.get_closest_marker("slow"):
-        return -1
-    names = " ".join([item.nodeid, *(m.args[0] for m in item.iter_markers("xdist_group"))])
-    return next((i for i, name in enumerate(LONG_FIRST) if name in names), len(LONG_FIRST))
+def _group(item) -> str:
+    mark = item.get_closest_marker("xdist_group")
+    return mark.args[0] if mark else item.nodeid
+
+
+def _start_order(item, last: dict[str, float]):
+    return (item.get_closest_marker("slow") is None, -last.get(_group(item), 0.0))
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=_start_order)  # stable: a page's blocks stay in order
+    last = config.cache.get(DURATIONS, {}) if getattr(config, "cache", None) else {}
+    items.sort(key=lambda item: _start_order(item, last))  # stable: a page's blocks stay in order
     for item in items:  # reports carry them to the main process, under xdist too
+        item.user_properties.append(("group", _group(item)))
         for name, key in (("page_block", "block"), ("verifies", "verifies")):
             mark = item.get_closest_marker(name)
             if mark:
@@ -97,6 +104,10 @@ def _select_gpu_work(config, items):
 def pytest_runtest_logreport(report):
     """Count page blocks and catch skipped CUDA tests; runs in the main process under xdist."""
     config = _config
+    if report.when == "call" or report.outcome != "passed":
+        durations = config.stash[_durations]
+        group = dict(report.user_properties).get("group", report.nodeid)
+        durations[group] = durations.get(group, 0.0) + report.duration
     props = dict(report.user_properties)
     is_block = "block" in props  # a page block (tests/test_pages.py gives its id)
     cuda = "cuda" in report.keywords
@@ -124,6 +135,9 @@ _tree = pytest.StashKey[dict]()
 
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
+    if getattr(config, "cache", None) and not hasattr(config, "workerinput"):
+        known = config.cache.get(DURATIONS, {})  # a partial run updates what it ran
+        config.cache.set(DURATIONS, {**known, **{k: round(v, 2) for k, v in config.stash[_durations].items()}})
     before = config.stash.get(_tree, None)
     if before is not None:
         from cookbook_testing.pages import ROOT

@@ -16,7 +16,7 @@ import torch
 
 from cookbook_testing.pages import ROOT, SNIPPETS, program_env, section_source
 
-pytestmark = pytest.mark.xdist_group("exact_resume")  # module fixtures: one worker
+pytestmark = [pytest.mark.xdist_group("exact_resume"), pytest.mark.slow]  # module fixtures: one worker
 
 SNIPPET = SNIPPETS / "recipes" / "exact_resume.py"
 OMISSIONS = ["optimizer", "scheduler", "batches_done", "loader_generator",

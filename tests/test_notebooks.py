@@ -25,6 +25,7 @@ from cookbook_testing.pages import ROOT, load_module, notebook_code, notebooks
 from sitebuild.layout import in_lang
 
 pytest.importorskip("nbclient", reason="nbclient is in requirements.txt (make test)")
+pytestmark = pytest.mark.slow
 
 NOTEBOOKS = notebooks()
 PAIRS = sorted({in_lang(p, "en") for p in NOTEBOOKS})

@@ -26,7 +26,7 @@ import torch
 
 from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, program_env, section_source
 
-pytestmark = pytest.mark.xdist_group("preemption")  # module fixtures: one worker
+pytestmark = [pytest.mark.xdist_group("preemption"), pytest.mark.slow]  # module fixtures: one worker
 
 PROGRAM = ROOT / "tests" / "programs" / "preemption_restarts.py"
 SNIPPET = SNIPPETS / "recipes" / "preemption.py"

@@ -44,6 +44,7 @@ KILLS = 60
 ZYGOTE = ROOT / "tests" / "programs" / "kill_writer.py"
 
 
+@pytest.mark.slow
 def test_sigkill_during_saves_never_loses_the_latest_checkpoint(sc, tmp_path):
     directory = tmp_path / "checkpoints"
     zygote = subprocess.Popen(

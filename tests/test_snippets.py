@@ -107,6 +107,7 @@ def _env():
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("paths", STANDALONE,
                          ids=lambda ps: _rel(ps[0]) if len(ps) == 1
                          else "+".join(dict.fromkeys(_rel(p).split("/")[0] for p in ps)))

@@ -90,3 +90,27 @@ def test_a_run_started_as_a_background_job_gets_ctrl_c_back(restore):
                           env={"PYTHONPATH": str(ROOT / "tests"), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [str(restore)] * 2
+
+
+class _Item:
+    def __init__(self, nodeid, group=None, slow=False):
+        self.nodeid, self.marks = nodeid, {}
+        if group:
+            self.marks["xdist_group"] = pytest.mark.xdist_group(group).mark
+        if slow:
+            self.marks["slow"] = pytest.mark.slow.mark
+
+    def get_closest_marker(self, name):
+        return self.marks.get(name)
+
+
+def test_slow_tests_then_the_longest_groups_of_the_last_run_start_first():
+    """No list of names: the `slow` mark, then the durations the pytest cache kept."""
+    import conftest
+
+    items = [_Item("t::a"), _Item("p::b1", "page_b"), _Item("t::c"), _Item("p::b2", "page_b"),
+             _Item("s::d", slow=True)]
+    last = {"page_b": 30.0, "t::c": 5.0}
+    items.sort(key=lambda i: conftest._start_order(i, last))
+    assert [i.nodeid for i in items] == ["s::d", "p::b1", "p::b2", "t::c", "t::a"]
+    assert "LONG_FIRST" not in (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.xdist_group("site")  # one built site per run
+pytestmark = [pytest.mark.xdist_group("site"), pytest.mark.slow]  # one built site per run
 
 RESULT_LINKS = "as => as.map(a => { const u = new URL(a.href); u.search = ''; return u.href; })"
 
