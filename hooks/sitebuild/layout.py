@@ -114,3 +114,18 @@ def output_path(page: str | Path, section: str) -> str:
 def outputs_command(page: str | Path) -> str:
     """The command that writes a page's outputs."""
     return f"python scripts/outputs.py {page_key(page)}"
+
+
+CACHE = ROOT / ".cache" / "sitebuild"  # what the build can reuse; ignored by git, `make clean`
+
+
+def write_cached(path: Path, text: str) -> None:
+    """Write a cache entry whole or not at all (builds and test workers share the cache)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -171,3 +171,27 @@ def test_the_page_weight_report_is_dated_and_by_kind(tmp_path):
     text = page_weight.write_report(rows, tmp_path / "r.md").read_text(encoding="utf-8")
     assert re.search(r"measured \d{4}-\d\d-\d\d", text)
     assert "| page | 2 | 12–13 | 90–102 |" in text and "External requests: 0." in text
+
+
+def test_a_rebuild_reuses_typeset_math_and_pruned_notebook_css(tmp_path, monkeypatch):
+    """What makes an unchanged page cheap to rebuild (`make serve`): no node process for a
+    formula typeset before, no stylesheet parsed again; a changed input misses the cache."""
+    import subprocess
+
+    from sitebuild import notebooks, typeset
+
+    items = [("x^2", False), ("\\frac{a}{b}", True)]
+    first = typeset._render(items, "a.md", cache=tmp_path / "katex")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("node started again"))
+    assert typeset._render(items, "a.md", cache=tmp_path / "katex") == first
+    with pytest.raises(pytest.fail.Exception, match="node started again"):
+        typeset._render([("y", False)], "a.md", cache=tmp_path / "katex")
+
+    big, rest = ".jupyter-wrapper .a{color:red}.jupyter-wrapper .b{color:blue}", ""
+    pruned = notebooks._pruned(big, {"jupyter-wrapper", "a"}, rest, cache=tmp_path / "css")
+    assert ".a{" in pruned and ".b{" not in pruned
+    import tinycss2
+    monkeypatch.setattr(tinycss2, "parse_stylesheet", lambda *a, **k: pytest.fail("parsed again"))
+    assert notebooks._pruned(big, {"jupyter-wrapper", "a"}, rest, cache=tmp_path / "css") == pruned
+    with pytest.raises(pytest.fail.Exception, match="parsed again"):
+        notebooks._pruned(big, {"jupyter-wrapper", "b"}, rest, cache=tmp_path / "css")
