@@ -53,7 +53,7 @@ test: $(DEPS) node browser ## Everything a CPU-only machine can check: blocks, p
 	$(PYTHON) -m pytest -n 2 --dist loadgroup --check-tree $(PYTEST_ARGS)
 
 verified: $(DEPS) ## Run the page blocks and notebooks; record the pages that passed (outputs/verified/)
-	$(PYTHON) -m pytest -q -n 2 --dist loadgroup --record-verified tests/test_pages.py tests/test_notebooks.py
+	$(PYTHON) -m pytest -q -n 2 --dist loadgroup --record-verified tests/harness/test_pages.py tests/notebooks/test_notebooks.py
 
 test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test was skipped
 	@$(PYTHON) -c "import importlib.util as u, sys; m=[n for n in ('torch','pytest','pytest_codeblocks','pymdownx','markdown','yaml') if not u.find_spec(n)]; sys.exit(f'missing: {m} (see requirements-gpu.txt)' if m else 0)"

@@ -2,7 +2,7 @@
 
 Each Japanese page records the English text it was last reviewed against: `translated_from`,
 a hash of the English file, in its front matter (notebooks: in their metadata).
-tests/test_japanese.py fails when the English page changed since.
+tests/harness/test_japanese.py fails when the English page changed since.
 
     python scripts/translations.py list                      # outdated Japanese pages
     python scripts/translations.py diff recipes/x.md         # what changed in the English

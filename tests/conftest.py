@@ -109,7 +109,7 @@ def pytest_runtest_logreport(report):
         group = dict(report.user_properties).get("group", report.nodeid)
         durations[group] = durations.get(group, 0.0) + report.duration
     props = dict(report.user_properties)
-    is_block = "block" in props  # a page block (tests/test_pages.py gives its id)
+    is_block = "block" in props  # a page block (tests/harness/test_pages.py gives its id)
     cuda = "cuda" in report.keywords
     if report.skipped and report.when in ("setup", "call"):
         if cuda:

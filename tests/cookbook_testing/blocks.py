@@ -75,7 +75,7 @@ def _block_marks() -> dict:
         "two_gpus": [pytest.mark.skipif(gpu_count() < 2, reason="needs two CUDA devices")],
         "fork_launch": [pytest.mark.skipif(
             cuda_available(), reason="fork-based launch: a process that used CUDA cannot fork; "
-                                     "on GPU machines tests/test_distributed.py runs these with spawn")],
+                                     "on GPU machines tests/scale/test_distributed.py runs these with spawn")],
     }
 
 

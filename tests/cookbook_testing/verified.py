@@ -10,7 +10,7 @@ the date, torch, the device, and how many blocks ran. A page with a failing bloc
 dropped from the file; pages the run did not reach keep their earlier entry.
 
 A test counts for a page when it carries the mark `verifies(page)` (the page blocks of
-tests/test_pages.py, the notebook runs of tests/test_notebooks.py); tests/conftest.py adds
+tests/harness/test_pages.py, the notebook runs of tests/notebooks/test_notebooks.py); tests/conftest.py adds
 the page to each report, so nothing here reads test names."""
 
 from __future__ import annotations

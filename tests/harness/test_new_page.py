@@ -47,8 +47,8 @@ def test_make_new_page_makes_a_page_that_passes_its_tests(tmp_path):
 
     out = _run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
                 "-W", "ignore::pytest.PytestConfigWarning",
-                "tests/test_pages.py", "tests/test_parity.py", "tests/test_snippets.py",
-                "tests/test_japanese.py", "tests/recipes/test_scaffold_check.py",
+                "tests/harness/test_pages.py", "tests/harness/test_parity.py", "tests/harness/test_snippets.py",
+                "tests/harness/test_japanese.py", "tests/recipes/test_scaffold_check.py",
                 "-k", "scaffold or index or every_page_exists"], repo)
     assert " passed" in out and "failed" not in out and "error" not in out, out
 

@@ -117,7 +117,7 @@ def test_every_python_block_is_accounted_for(path):
 
 
 def test_one_block_selected_alone_runs_its_page_first(tmp_path):
-    """`pytest "tests/test_pages.py::test_block[<page>::<section>]"` must not fail with a
+    """`pytest "tests/harness/test_pages.py::test_block[<page>::<section>]"` must not fail with a
     NameError: the session runs the earlier blocks of the page first."""
     runner = PageRunner(BLOCKS, lambda: tmp_path)
     page = runner.by_page["concepts/checkpoint-cost.md"]

@@ -59,7 +59,7 @@ def run_whole_by_its_page(path) -> str | None:
 
     It does when every line of code in the file is in a section, one page embeds the file
     and no other, that page's blocks are the file's sections in file order, each once, and no
-    block carries a mark (none raises, needs a GPU or forks). tests/test_pages.py runs those
+    block carries a mark (none raises, needs a GPU or forks). tests/harness/test_pages.py runs those
     blocks in order in one fresh namespace named __main__, in a temporary directory, as
     `python file.py` runs the file: the script is the page run."""
     text = path.read_text(encoding="utf-8")
