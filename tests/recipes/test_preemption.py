@@ -24,7 +24,7 @@ import time
 import pytest
 import torch
 
-from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, program_env, section_source
+from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, program_env, sections_namespace
 
 pytestmark = [pytest.mark.xdist_group("preemption"), pytest.mark.slow]  # module fixtures: one worker
 
@@ -122,10 +122,8 @@ def reference(uninterrupted):
 @pytest.fixture(scope="module")
 def recipe():
     """The page's definitions, without its demonstrations."""
-    namespace = {"__name__": "preemption_test"}
-    exec(compile(section_source(SNIPPET, "running_example", "stop_signals", "train"),
-                 str(SNIPPET), "exec"), namespace)
-    return namespace
+    return sections_namespace(SNIPPET, "running_example", "stop_signals", "train",
+                              module="preemption_test")
 
 
 def wait_for_a_save(directory, before):
