@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hooks"), str(ROOT / "snippets" / "recipes")]  # as pytest.ini
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hooks"), str(ROOT / "snippets" / "lib")]  # as pytest.ini
 
 from cookbook_testing.blocks import normalise_output, page_blocks  # noqa: E402
 from cookbook_testing.markdown import markdown_pages  # noqa: E402

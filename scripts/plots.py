@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "snippets" / "recipes")]  # as pytest.ini sets it
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hooks"), str(ROOT / "snippets" / "lib")]  # as pytest.ini
 
 from cookbook_testing.pages import SNIPPETS, section_source  # noqa: E402
 

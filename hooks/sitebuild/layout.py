@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 SNIPPETS = ROOT / "snippets"
+LIBRARY = SNIPPETS / "lib"  # functions that several pages' scripts import by name (checkpoint_files)
 OUTPUTS = ROOT / "outputs"
 
 LANGS = ("en", "ja")  # the first is the default: its pages have no language suffix

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from sitebuild.layout import LIBRARY
 from cookbook_testing.pages import (DOCS, ROOT, SECTION, SNIPPETS, includes, lang_of, markdown_pages, page_blocks,
                                     raw_blocks, snippet_files, snippet_sections)
 
@@ -50,7 +51,7 @@ def _run(paths, tmp_path):
     proc = subprocess.run([sys.executable, "-c", runner, *scripts], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300,
                           env={**_env(), "PYTHONPATH": os.pathsep.join(
-                              [str(ROOT), str(SNIPPETS / "recipes")])})
+                              [str(ROOT), str(LIBRARY)])})
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 

@@ -1,6 +1,6 @@
 """Targeted tests for docs/recipes/safe-checkpoints.md and its reusable functions.
 
-The functions are the site's checkpoint library, snippets/recipes/checkpoint_files.py,
+The functions are the site's checkpoint library, snippets/lib/checkpoint_files.py,
 imported by name; the page's examples (snippets/recipes/safe_checkpoints.py) are not run
 here. The scheduler part of the library (`set_hyperparameters`) is tested with the
 schedulers page, tests/changes/test_schedulers.py.
@@ -30,7 +30,7 @@ PAGES = both_languages("recipes/safe-checkpoints.md")
 
 @pytest.fixture(scope="module")
 def sc():
-    """The recipe's functions, imported by name from snippets/recipes/checkpoint_files.py."""
+    """The recipe's functions, imported by name from snippets/lib/checkpoint_files.py."""
     import checkpoint_files
     return checkpoint_files
 

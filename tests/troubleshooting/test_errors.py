@@ -187,7 +187,7 @@ def _errors_namespace():
     errors = SNIPPETS / "troubleshooting" / "errors"
     with tempfile.TemporaryDirectory() as cwd, contextlib.chdir(cwd):
         for path, sections in ((errors / "running_example.py", ["setup"]),
-                               (SNIPPETS / "recipes" / "checkpoint_files.py", ["load_by_name"]),
+                               (SNIPPETS / "lib" / "checkpoint_files.py", ["load_by_name"]),
                                (errors / "param_groups.py", ["order_silent", "order_fix"])):
             sections_namespace(path, *sections, into=ns)
     return ns
