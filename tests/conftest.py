@@ -7,6 +7,7 @@ import os
 import pytest
 
 from cookbook_testing import tree, verified
+from cookbook_testing.ordering import DURATIONS, group_of, start_order
 from cookbook_testing.devices import cuda_available
 from cookbook_testing.signals import restore_default_signals
 
@@ -50,27 +51,11 @@ _durations = pytest.StashKey[dict]()  # group -> seconds in this run
 _outcomes = pytest.StashKey[dict]()  # page -> {"passed", "cuda", "cuda_skipped", "failed"}
 
 
-# The longest work starts first, so that the two workers of `make test` finish together
-# (xdist hands out work in collection order): tests marked `slow`, then the groups (a page's
-# blocks, a module's xdist_group) and tests that took longest in the last run, from the pytest
-# cache (.cache/pytest). Within a group the order stays as collected: a page's blocks in order.
-DURATIONS = "cookbook/durations"
-
-
-def _group(item) -> str:
-    mark = item.get_closest_marker("xdist_group")
-    return mark.args[0] if mark else item.nodeid
-
-
-def _start_order(item, last: dict[str, float]):
-    return (item.get_closest_marker("slow") is None, -last.get(_group(item), 0.0))
-
-
 def pytest_collection_modifyitems(config, items):
     last = config.cache.get(DURATIONS, {}) if getattr(config, "cache", None) else {}
-    items.sort(key=lambda item: _start_order(item, last))  # stable: a page's blocks stay in order
+    items.sort(key=lambda item: start_order(item, last))  # stable: a page's blocks stay in order
     for item in items:  # reports carry them to the main process, under xdist too
-        item.user_properties.append(("group", _group(item)))
+        item.user_properties.append(("group", group_of(item)))
         for name, key in (("page_block", "block"), ("verifies", "verifies")):
             mark = item.get_closest_marker(name)
             if mark:

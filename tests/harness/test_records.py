@@ -106,11 +106,11 @@ class _Item:
 
 def test_slow_tests_then_the_longest_groups_of_the_last_run_start_first():
     """No list of names: the `slow` mark, then the durations the pytest cache kept."""
-    import conftest
+    from cookbook_testing.ordering import start_order
 
     items = [_Item("t::a"), _Item("p::b1", "page_b"), _Item("t::c"), _Item("p::b2", "page_b"),
              _Item("s::d", slow=True)]
     last = {"page_b": 30.0, "t::c": 5.0}
-    items.sort(key=lambda i: conftest._start_order(i, last))
+    items.sort(key=lambda i: start_order(i, last))
     assert [i.nodeid for i in items] == ["s::d", "p::b1", "p::b2", "t::c", "t::a"]
     assert "LONG_FIRST" not in (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")
