@@ -25,7 +25,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test lint-ja test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build test lint-ja verified new-page test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,8 +55,14 @@ $(DS_OP): $(DEPS)
 	  "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder as B; B().load()"
 	touch $@
 
+# `make test` writes no file that git sees (--check-tree fails the run if it did); the records
+# of what each page was verified with are written only on request: `make verified`, or
+# `make test PYTEST_ARGS=--record-verified` (the weekly job).
 test: $(DEPS) $(DS_OP) node node_modules/.installed browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
-	$(PYTHON) -m pytest -n 2 --dist loadgroup --record-verified
+	$(PYTHON) -m pytest -n 2 --dist loadgroup --check-tree $(PYTEST_ARGS)
+
+verified: $(DEPS) $(DS_OP) ## Run the page blocks and notebooks; record the pages that passed (outputs/verified/)
+	$(PYTHON) -m pytest -q -n 2 --dist loadgroup --record-verified tests/harness/test_pages.py tests/notebooks/test_notebooks.py
 
 test-gpu: $(DEPS) ## CUDA blocks and tests; fails without CUDA or if a CUDA test was skipped
 	@$(PYTHON) -c "import importlib.util as u, sys; m=[n for n in ('torch','pytest','pytest_codeblocks','pymdownx','markdown','yaml') if not u.find_spec(n)]; sys.exit(f'missing: {m} (see requirements-gpu.txt)' if m else 0)"
@@ -78,6 +84,10 @@ test-a11y: $(DEPS) node browser ## axe-core on every page, both languages and co
 outputs: $(DEPS) $(DS_OP) ## Rerun the page blocks and rewrite their stored outputs (outputs/)
 	$(PYTHON) scripts/outputs.py
 
+new-page: $(DEPS) ## New page pair, snippet, output, test, nav: PAGE=recipes/x TITLE="..." TITLE_JA="..."
+	@test -n "$(PAGE)" -a -n "$(TITLE)" -a -n "$(TITLE_JA)" || { echo 'usage: make new-page PAGE=<section>/<topic> TITLE="..." TITLE_JA="..."'; exit 2; }
+	$(PYTHON) scripts/new_page.py "$(PAGE)" "$(TITLE)" "$(TITLE_JA)"
+
 plots: $(DEPS) ## Redraw the plots pages embed (docs/assets/plots/) from the recipes' code
 	$(PYTHON) scripts/plots.py
 
@@ -88,7 +98,7 @@ zensical-parity: $(DOCS_DEPS) node ## Build with the newest Zensical too; report
 	$(PYTHON) scripts/zensical_parity.py --zensical .venv-zensical/bin/zensical
 
 # textlint and its Japanese presets (package.json, pinned by package-lock.json), for
-# scripts/lint_ja.py, which tests/test_japanese.py runs. npm comes with Node.js, but not in
+# scripts/lint_ja.py, which tests/harness/test_japanese.py runs. npm comes with Node.js, but not in
 # Debian's nodejs package.
 node_modules/.installed: package.json package-lock.json | node
 	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \

@@ -1,7 +1,7 @@
 """Tables and plots for docs/concepts/checkpoint-cost.md from the benchmark's JSON.
 
 Needs no torch: `python bench/checkpoint_bench.py --render` rewrites them from
-docs/assets/bench/*.json, and tests/test_checkpoint_cost.py checks that the committed ones
+docs/assets/bench/*.json, and tests/concepts/test_checkpoint_cost.py checks that the committed ones
 are what the JSON gives.
 """
 

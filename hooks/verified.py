@@ -1,14 +1,12 @@
 """Ends each page with what its code was last verified with (sitebuild.verified)."""
 
-import re
-
-import markdown
 from pathlib import Path
 
+import markdown
+from sitebuild.layout import includes, lang_of, page_key
 from sitebuild.verified import load_records, stamp
 
 _records = {}
-CODE = re.compile(r'--8<-- "[^"]+\.py')  # a page's code is all snippet includes
 
 
 def on_config(config):
@@ -18,11 +16,11 @@ def on_config(config):
 
 def _stamp(page, has_code):
     uri = page.file.src_uri
-    return stamp(uri.replace(".ja.", "."), _records, "ja" if ".ja." in uri else "en", has_code)
+    return stamp(page_key(uri), _records, lang_of(uri), has_code)
 
 
-def on_page_markdown(text, page, config, files):
-    return text + _stamp(page, CODE.search(text) is not None)
+def on_page_markdown(text, page, config, files):  # a page's code is all snippet includes
+    return text + _stamp(page, any(i.split(":")[0].endswith(".py") for i in includes(text)))
 
 
 def on_page_content(html, page, config, files):

@@ -105,7 +105,34 @@ def main() -> int:
         print(f"{r['page']:42} {r['kind']:8} {r['requests']:8d} {r['kb']:8.1f} {budget:7d}"
               + ("  OVER" if r["kb"] > budget else "")
               + (f"  {r['external']} external" if r["external"] else ""))
+    report = write_report(rows)
+    print(f"report: {report}")
     return 1 if failed else 0
+
+
+REPORT = Path(__file__).resolve().parent.parent / "build" / "reports" / "page-weight.md"
+
+
+def write_report(rows: list[dict], path: Path = REPORT) -> Path:
+    """The measurement as a dated table by kind of page (build/reports/, not committed: the
+    README explains the budgets; the numbers belong to the run that measured them)."""
+    import datetime
+    import platform
+
+    lines = [f"# Page weight, measured {datetime.date.today().isoformat()} "
+             f"({platform.machine()}, `make weight`)", "",
+             "| kind | pages | requests | KB gzip | budget |", "| --- | --- | --- | --- | --- |"]
+    for kind in BUDGET_KB:
+        own = [r for r in rows if r["kind"] == kind]
+        if own:
+            req = sorted(r["requests"] for r in own)
+            kb = sorted(r["kb"] for r in own)
+            lines.append(f"| {kind} | {len(own)} | {req[0]}–{req[-1]} | {kb[0]:.0f}–{kb[-1]:.0f} | "
+                         f"{BUDGET_KB[kind]} |")
+    lines += ["", f"External requests: {sum(r['external'] for r in rows)}.", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 docs/assets/plots/schedulers-resume.png (.ja.png): the learning rate of each step for four
 scheduler families, uninterrupted, resumed, and resumed without the scheduler's state.
 The curves come from the `families` section of snippets/changes/schedulers.py, the code the
-page shows; tests/test_schedulers.py checks the data (`scheduler_curves`), not the image.
+page shows; tests/changes/test_schedulers.py checks the data (`scheduler_curves`), not the image.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "snippets" / "recipes")]  # as pytest.ini sets it
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "hooks"), str(ROOT / "snippets" / "lib")]  # as pytest.ini
 
 from cookbook_testing.pages import SNIPPETS, section_source  # noqa: E402
 

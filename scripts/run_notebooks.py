@@ -1,7 +1,7 @@
 """Execute every docs/**/*.ipynb top to bottom and store its outputs in place (`make notebooks`).
 
 The site shows the stored outputs (mkdocs-jupyter runs with `execute: false`), and
-tests/test_notebooks.py checks that they are what a fresh execution prints. A cell that
+tests/notebooks/test_notebooks.py checks that they are what a fresh execution prints. A cell that
 raises stops the run and leaves the notebook file untouched. The kernel is `python3` of the
 interpreter running this script; seeds are set inside the notebooks; PYTHONHASHSEED is fixed.
 

@@ -2,7 +2,7 @@
 
 Each Japanese page records the English text it was last reviewed against: `translated_from`,
 a hash of the English file, in its front matter (notebooks: in their metadata).
-tests/test_japanese.py fails when the English page changed since.
+tests/harness/test_japanese.py fails when the English page changed since.
 
     python scripts/translations.py list                      # outdated Japanese pages
     python scripts/translations.py diff recipes/x.md         # what changed in the English
@@ -19,8 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
+from sitebuild.layout import DEFAULT_LANG, DOCS, ROOT, lang_of, twin  # noqa: E402,F401
+
 FRONT_KEY = re.compile(r"^translated_from: *(\w*) *$", re.M)
 
 
@@ -28,13 +29,9 @@ def english_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def twin(english: Path) -> Path:
-    return english.with_name(english.stem + ".ja" + english.suffix)
-
-
 def pairs() -> list[tuple[Path, Path]]:
     pages = sorted(p for p in [*DOCS.rglob("*.md"), *DOCS.rglob("*.ipynb")]
-                   if ".ja." not in p.name and ".ipynb_checkpoints" not in p.parts)
+                   if lang_of(p) == DEFAULT_LANG and ".ipynb_checkpoints" not in p.parts)
     return [(p, twin(p)) for p in pages if twin(p).exists()]
 
 

@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hooks"))
+from sitebuild.layout import DOCS, ROOT, site_path  # noqa: E402
 
 
 def staged_config(text: str) -> str:
@@ -39,8 +39,7 @@ def pages() -> list[Path]:
 
 
 def mkdocs_path(page: Path) -> str:
-    rel = re.sub(r"(\.ja)?\.(md|ipynb)$", "", page.relative_to(DOCS).as_posix())
-    return ("ja/" if ".ja." in page.name else "") + ("" if rel == "index" else rel + "/") + "index.html"
+    return site_path(page) + "index.html"
 
 
 def zensical_path(page: Path) -> str:

@@ -6,8 +6,10 @@ import os
 
 import pytest
 
-from cookbook_testing import verified
+from cookbook_testing import tree, verified
+from cookbook_testing.ordering import DURATIONS, group_of, start_order
 from cookbook_testing.devices import cuda_available
+from cookbook_testing.signals import restore_default_signals
 
 CUDA_REASON = "needs CUDA: runs in `make test-gpu`"
 
@@ -16,7 +18,10 @@ def pytest_addoption(parser):
     parser.addoption("--gpu", action="store_true",
                      help="GPU run: CUDA must be present and no CUDA-marked test may be skipped")
     parser.addoption("--record-verified", action="store_true",
-                     help="record in outputs/verified/ which pages' blocks passed, with what")
+                     help="record in outputs/verified/ which pages' blocks passed, with what "
+                          "(`make verified`; a plain run writes no tracked file)")
+    parser.addoption("--check-tree", action="store_true",
+                     help="fail if the run changed what `git status` shows (`make test`)")
 
 
 def pytest_configure(config):
@@ -24,32 +29,37 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "raises(exc): the page block must raise exc; "
                                        "its expected output is the exception's last line")
     config.addinivalue_line("markers", "xdist_group(name): run with the others of its group")
+    config.addinivalue_line("markers", "slow: takes many seconds; starts first, so that the "
+                                       "workers of `make test` finish together")
+    config.addinivalue_line("markers", "page_block(id): a page block, counted in the summary")
+    config.addinivalue_line("markers", "verifies(page): passing counts towards the page's "
+                                       "verified record (outputs/verified/)")
+    restore_default_signals()  # in the main process and in each xdist worker
     global _config
     _config = config
     config.stash[_skipped_cuda] = []
     config.stash[_counts] = {"executed": 0, "cuda": 0, "skipped": 0}
     config.stash[_outcomes] = {}
+    config.stash[_durations] = {}
 
 
 _config = None
 _skipped_cuda = pytest.StashKey[list]()
 _counts = pytest.StashKey[dict]()
+_tree_changed = pytest.StashKey[list]()
+_durations = pytest.StashKey[dict]()  # group -> seconds in this run
 _outcomes = pytest.StashKey[dict]()  # page -> {"passed", "cuda", "cuda_skipped", "failed"}
 
 
-# The longest tests and groups start first, so that the two workers of `make test` finish
-# together (xdist hands out work in collection order).
-LONG_FIRST = ("site", "distributed", "test_notebooks.py", "test_snippet_runs_standalone",
-              "exact_resume", "preemption", "test_sigkill", "mapped_checkpoint", "deepspeed")
-
-
-def _start_order(item) -> int:
-    names = " ".join([item.nodeid, *(m.args[0] for m in item.iter_markers("xdist_group"))])
-    return next((i for i, name in enumerate(LONG_FIRST) if name in names), len(LONG_FIRST))
-
-
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=_start_order)  # stable: a page's blocks stay in order
+    last = config.cache.get(DURATIONS, {}) if getattr(config, "cache", None) else {}
+    items.sort(key=lambda item: start_order(item, last))  # stable: a page's blocks stay in order
+    for item in items:  # reports carry them to the main process, under xdist too
+        item.user_properties.append(("group", group_of(item)))
+        for name, key in (("page_block", "block"), ("verifies", "verifies")):
+            mark = item.get_closest_marker(name)
+            if mark:
+                item.user_properties.append((key, mark.args[0]))
     if config.getoption("--gpu"):
         if not cuda_available():
             raise pytest.UsageError("--gpu: torch.cuda.is_available() is False on this machine")
@@ -79,7 +89,12 @@ def _select_gpu_work(config, items):
 def pytest_runtest_logreport(report):
     """Count page blocks and catch skipped CUDA tests; runs in the main process under xdist."""
     config = _config
-    is_block = "::test_block[" in report.nodeid
+    if report.when == "call" or report.outcome != "passed":
+        durations = config.stash[_durations]
+        group = dict(report.user_properties).get("group", report.nodeid)
+        durations[group] = durations.get(group, 0.0) + report.duration
+    props = dict(report.user_properties)
+    is_block = "block" in props  # a page block (tests/harness/test_pages.py gives its id)
     cuda = "cuda" in report.keywords
     if report.skipped and report.when in ("setup", "call"):
         if cuda:
@@ -88,14 +103,35 @@ def pytest_runtest_logreport(report):
             config.stash[_counts]["cuda" if cuda else "skipped"] += 1
     elif report.when == "call" and is_block:
         config.stash[_counts]["executed"] += 1
-    page = verified.page_of(report.nodeid)
+    page = props.get("verifies")
     if page and (report.when == "call" or report.outcome != "passed"):
         o = config.stash[_outcomes].setdefault(page, verified.Outcome())
         o.add(report.outcome, cuda)
 
 
+def pytest_sessionstart(session):
+    if session.config.getoption("--check-tree") and not hasattr(session.config, "workerinput"):
+        from cookbook_testing.pages import ROOT
+        session.config.stash[_tree] = tree.changed_paths(ROOT)
+
+
+_tree = pytest.StashKey[dict]()
+
+
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
+    if getattr(config, "cache", None) and not hasattr(config, "workerinput"):
+        known = config.cache.get(DURATIONS, {})  # a partial run updates what it ran
+        config.cache.set(DURATIONS, {**known, **{k: round(v, 2) for k, v in config.stash[_durations].items()}})
+    before = config.stash.get(_tree, None)
+    if before is not None:
+        from cookbook_testing.pages import ROOT
+        changed = tree.difference(before, tree.changed_paths(ROOT) or {})
+        if config.getoption("--record-verified"):  # asked for: the records may change
+            changed = [p for p in changed if not p.startswith(f"{verified.VERIFIED_DIR}/")]
+        if changed:
+            config.stash[_tree_changed] = changed
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if config.getoption("--gpu") and config.stash[_skipped_cuda]:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if config.getoption("--record-verified") and not hasattr(config, "workerinput"):
@@ -109,6 +145,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(
             f"page blocks: {c['executed']} executed, {c['cuda']} CUDA-only not run here, "
             f"{c['skipped']} skipped with a reason")
+    changed = config.stash.get(_tree_changed, [])
+    if changed:
+        terminalreporter.write_sep("!", "the run changed files that git sees (--check-tree)")
+        for path in changed:
+            terminalreporter.write_line(f"  {path}")
     skipped = config.stash[_skipped_cuda]
     if config.getoption("--gpu") and skipped:
         terminalreporter.write_sep("!", "CUDA-marked tests were skipped in a GPU run")

@@ -15,9 +15,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
+from pathlib import Path
+
+from sitebuild.layout import CACHE, lang_of, write_cached
 
 PLACEHOLDER = re.compile(r'alt="No description has been provided for this image"')
 
@@ -75,23 +79,37 @@ def prune_notebook_css(page_html: str, other_css: str = "") -> str:
     classes all occur on the page (the page is static: no script adds Jupyter classes),
     and custom properties that this or any other stylesheet of the page (`other_css`: the
     theme's and the site's files) reads."""
-    import tinycss2
-
     blocks = [m for m in STYLE.finditer(page_html) if ".jupyter-wrapper" in m[2]]
     if not blocks:
         return page_html
     big = max(blocks, key=lambda m: len(m[2]))
     used = {c for attr in CLASS_ATTR.findall(page_html) for c in attr.split()}
-    css = "".join(_prune(tinycss2.parse_stylesheet(big[2], skip_comments=True,
-                                                   skip_whitespace=True), used))
     rest = "".join(m[2] for m in STYLE.finditer(page_html) if m.start() != big.start()) + other_css
+    return page_html[:big.start(2)] + _pruned(big[2], used, rest) + page_html[big.end(2):]
+
+
+PRUNE_CACHE = CACHE / "notebook-css"
+
+
+def _pruned(big: str, used: set[str], rest: str, cache: Path | None = PRUNE_CACHE) -> str:
+    """The pruned stylesheet, from the cache when the same stylesheet was pruned for the same
+    classes and the same other stylesheets (every rebuild of an unchanged notebook page)."""
+    key = hashlib.sha256("\0".join([big, " ".join(sorted(used)), rest]).encode("utf-8")).hexdigest()[:32]
+    if cache is not None and (cache / key).is_file():
+        return (cache / key).read_text(encoding="utf-8")
+    import tinycss2
+
+    css = "".join(_prune(tinycss2.parse_stylesheet(big, skip_comments=True,
+                                                   skip_whitespace=True), used))
     while True:  # a property read only by a removed declaration goes too
         read = set(VAR_USE.findall(css + rest))
         smaller = VAR_DEF.sub(lambda m: m[0] if m[1] in read else "", css)
         if smaller == css:
             break
         css = smaller
-    return page_html[:big.start(2)] + css + page_html[big.end(2):]
+    if cache is not None:
+        write_cached(cache / key, css)
+    return css
 
 
 def _prune(rules, used: set[str]) -> list[str]:
@@ -138,7 +156,7 @@ def with_run_links(content: str, docs_path: str, colab: str | None = None) -> st
     (mkdocs-jupyter's include_source serves the .ipynb beside the page, byte for byte) and,
     given its Colab address, a link to open it there; in the notebook's language."""
     name = docs_path.rsplit("/", 1)[-1]
-    title, download, open_colab = RUN_BOX["ja" if name.endswith(".ja.ipynb") else "en"]
+    title, download, open_colab = RUN_BOX[lang_of(name)]
     code = f"<code>{html.escape(name)}</code>"
     links = [f'<a href="{html.escape(name)}" download>{download.format(name=code)}</a>']
     if colab:

@@ -7,13 +7,17 @@ rendered by `node hooks/katex_render.js` (one call per page) and KaTeX's HTML ta
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import html
 import json
 import re
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from sitebuild.layout import CACHE as CACHE_ROOT
+from sitebuild.layout import ROOT, write_cached
+
 KATEX_JS = ROOT / "docs" / "assets" / "katex" / "katex.min.js"
 RENDER_JS = ROOT / "hooks" / "katex_render.js"
 MATH = re.compile(r'<(span|div) class="arithmatex">\\([(\[])(.*?)\\[)\]]</\1>', re.S)
@@ -26,12 +30,38 @@ class TypesetError(RuntimeError):
     """KaTeX could not render a formula; the message names the page."""
 
 
-def _render(items: list[tuple[str, bool]], where: str) -> list[str]:
-    proc = subprocess.run(["node", str(RENDER_JS), str(KATEX_JS)], input=json.dumps(items),
-                          capture_output=True, text=True, encoding="utf-8")
-    if proc.returncode != 0:
-        raise TypesetError(f"KaTeX could not render math on {where}:\n{proc.stderr}")
-    return json.loads(proc.stdout)
+CACHE = CACHE_ROOT / "katex"
+
+
+def _key(tex: str, display: bool) -> str:
+    """A formula's cache key: its TeX, display or inline, and the KaTeX that renders it."""
+    return hashlib.sha256(json.dumps([_katex_id(), tex, display]).encode("utf-8")).hexdigest()[:32]
+
+
+@functools.cache
+def _katex_id() -> str:
+    return hashlib.sha256(KATEX_JS.read_bytes() + RENDER_JS.read_bytes()).hexdigest()[:16]
+
+
+def _render(items: list[tuple[str, bool]], where: str, cache: Path | None = CACHE) -> list[str]:
+    """KaTeX's HTML for each (TeX, display) item. A formula rendered before comes from the
+    cache (a rebuild of an unchanged page starts no node process); the others are rendered by
+    one node process."""
+    keys = [_key(tex, display) for tex, display in items]
+    done = {k: (cache / k).read_text(encoding="utf-8") for k in keys
+            if cache is not None and (cache / k).is_file()}
+    todo = [(k, item) for k, item in zip(keys, items) if k not in done]
+    if todo:
+        proc = subprocess.run(["node", str(RENDER_JS), str(KATEX_JS)],
+                              input=json.dumps([item for _, item in todo]),
+                              capture_output=True, text=True, encoding="utf-8")
+        if proc.returncode != 0:
+            raise TypesetError(f"KaTeX could not render math on {where}:\n{proc.stderr}")
+        for (k, _), out in zip(todo, json.loads(proc.stdout)):
+            done[k] = out
+            if cache is not None:
+                write_cached(cache / k, out)
+    return [done[k] for k in keys]
 
 
 def dollars_to_arithmatex(cell_html: str) -> str:

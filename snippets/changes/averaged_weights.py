@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn, update_bn
 
-# The site's checkpoint files (recipes/checkpoint_files.py): atomic saves, clear load errors.
+# The site's checkpoint files (lib/checkpoint_files.py): atomic saves, clear load errors.
 from checkpoint_files import atomic_write, load_checkpoint, load_latest, save_checkpoint
 
 # Synthetic regression data in a fixed order: 8 batches of 16 samples.

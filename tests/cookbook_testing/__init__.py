@@ -1,6 +1,6 @@
-"""Helpers shared by the tests (and scripts/outputs.py): the pages as the reader sees them
-(`pages`), the hardware of this run (`devices`), checkpoints made as if on another device
-(`checkpoints`). Importable with only Markdown, pymdown-extensions, PyYAML, pytest and
+"""Helpers shared by the tests (and scripts/outputs.py), one job per module: see the
+docstring of `pages`, which re-exports them, and CONTRIBUTING.md ("How the harness is laid
+out"). Importable with only Markdown, pymdown-extensions, PyYAML, pytest and
 pytest-codeblocks besides torch, so that they work on a GPU machine too."""
 
 import os as _os

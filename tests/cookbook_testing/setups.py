@@ -1,8 +1,8 @@
 """Readers' setups for the checkpoint library's name, group and hyperparameter functions
-(snippets/recipes/checkpoint_files.py): a small model under stacked wrappers, parameter
+(snippets/lib/checkpoint_files.py): a small model under stacked wrappers, parameter
 groups laid out as training scripts lay them out, the optimizers torch ships, and a run
 that is saved, resumed through the library and compared with the run that did not stop.
-Used by tests/test_library_setups.py (a fixed matrix) and tests/test_library_properties.py
+Used by tests/lib/test_setups.py (a fixed matrix) and tests/lib/test_properties.py
 (generated cases)."""
 
 from __future__ import annotations

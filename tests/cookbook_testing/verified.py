@@ -7,28 +7,23 @@ outputs/verified/gpu.json     a GPU machine (`make test-gpu`)
 
 Each file maps a page to the last run in which all its blocks (and its notebook) passed:
 the date, torch, the device, and how many blocks ran. A page with a failing block is
-dropped from the file; pages the run did not reach keep their earlier entry."""
+dropped from the file; pages the run did not reach keep their earlier entry.
+
+A test counts for a page when it carries the mark `verifies(page)` (the page blocks of
+tests/harness/test_pages.py, the notebook runs of tests/notebooks/test_notebooks.py); tests/conftest.py adds
+the page to each report, so nothing here reads test names."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import platform
-import re
 from dataclasses import dataclass
 
 from cookbook_testing.pages import DOCS, ROOT, page_blocks
 
-VERIFIED = ROOT / "outputs" / "verified"
-BLOCK = re.compile(r"::test_block\[(?P<page>[^\]]+?\.md)::")
-NOTEBOOK = re.compile(r"::test_notebook_runs_and_stored_outputs_are_current\[(?P<page>[^\]]+\.ipynb)\]")
-
-
-def page_of(nodeid: str) -> str | None:
-    m = BLOCK.search(nodeid) or NOTEBOOK.search(nodeid)
-    return m["page"] if m else None
-
-
+VERIFIED_DIR = "outputs/verified"
+VERIFIED = ROOT / VERIFIED_DIR
 @dataclass
 class Outcome:
     passed: int = 0
@@ -49,8 +44,8 @@ class Outcome:
 
 
 def pinned_torch() -> str:
-    text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
-    return re.search(r"^torch==(\S+)", text, re.M)[1]
+    from sitebuild.facts import facts
+    return facts(ROOT)["torch"]
 
 
 def record(outcomes: dict[str, Outcome], gpu: bool) -> None:

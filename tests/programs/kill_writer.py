@@ -1,4 +1,4 @@
-"""A writer to kill: tests/test_safe_checkpoints.py sends a directory per line on stdin.
+"""A writer to kill: tests/recipes/test_safe_checkpoints.py sends a directory per line on stdin.
 
 It imports torch and the recipe's functions once, then forks a fresh writer per line (fork
 is cheap; importing torch 60 times is not). Each writer does what a training run does at

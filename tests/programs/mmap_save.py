@@ -2,7 +2,7 @@
 
 `python mmap_save.py in-place` saves with torch.save to the same path; `python mmap_save.py
 recipe` runs the save-and-resume recipe's own save section (read from its snippet file).
-Then one more optimizer step. tests/test_save_and_resume.py checks the exit status.
+Then one more optimizer step. tests/recipes/test_save_and_resume.py checks the exit status.
 """
 
 import os  # noqa: F401 - the recipe's save section uses it

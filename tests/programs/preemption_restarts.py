@@ -1,4 +1,4 @@
-"""A training program to preempt: tests/test_preemption.py sends one JSON object per line on
+"""A training program to preempt: tests/recipes/test_preemption.py sends one JSON object per line on
 stdin ({"directory": ..., "options": {...}}), and this program forks a fresh process that
 runs the page's `main(directory, **options)` for each (fork is cheap; importing torch for
 every restart is not). It prints each process's pid, then its wait status. With a JSON

@@ -1,4 +1,4 @@
-"""One training process with DataLoader workers, for tests/test_preemption.py: the page's
+"""One training process with DataLoader workers, for tests/recipes/test_preemption.py: the page's
 `main()` trains TransformerRun on a process group of one rank (gloo), with the workers
 started by the start method named on the command line (the test uses it for spawn; the
 fork cases run in tests/programs/preemption_restarts.py, forked, which is cheaper). The test signals the whole process

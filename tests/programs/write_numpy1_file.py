@@ -7,7 +7,7 @@ the pinned torch and NumPy 1.26.4 unpacked from its wheel (not installed):
     python -c "import zipfile,glob; zipfile.ZipFile(glob.glob('/tmp/np1/*.whl')[0]).extractall('/tmp/np1/site')"
     PYTHONPATH=/tmp/np1/site python tests/programs/write_numpy1_file.py tests/data/numpy-1.26.4.pt
 
-tests/test_old_files.py checks that the page's way of making such a file under NumPy 2
+tests/troubleshooting/test_old_files.py checks that the page's way of making such a file under NumPy 2
 gives the same pickle, and loads this one with the page's allowlist.
 """
 

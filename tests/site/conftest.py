@@ -36,7 +36,7 @@ def port() -> int:
 def built_site(tmp_path_factory, port) -> Path:
     """`mkdocs build --strict` as the Pages workflow builds the hosted site: with the site's
     address (the local server) and the repository's (REPO_URL). Without REPO_URL nothing
-    links to a repository: tests/test_hooks.py checks each piece that would."""
+    links to a repository: tests/site/test_hooks.py checks each piece that would."""
     out = tmp_path_factory.mktemp("site") / BASE.strip("/")
     env = dict(os.environ, SITE_URL=f"http://127.0.0.1:{port}{BASE}", REPO_URL=REPO_URL,
                NO_MKDOCS_2_WARNING="1")

@@ -15,7 +15,7 @@ import pytest
 
 from cookbook_testing.pages import markdown_pages, notebooks, site_path
 
-pytestmark = pytest.mark.xdist_group("site")
+pytestmark = [pytest.mark.xdist_group("site"), pytest.mark.slow]
 
 AXE = (Path(__file__).parent / "axe" / "axe.min.js").read_text(encoding="utf-8")
 ALL = [(site_path(p), scheme) for p in markdown_pages() + notebooks()

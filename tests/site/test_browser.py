@@ -8,7 +8,7 @@ import pytest
 
 from cookbook_testing.pages import DOCS, has_math, lang_of, notebooks, site_path
 
-pytestmark = pytest.mark.xdist_group("site")  # one built site per run
+pytestmark = [pytest.mark.xdist_group("site"), pytest.mark.slow]  # one built site per run
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 

@@ -8,10 +8,11 @@ import re
 import pytest
 
 from cookbook_testing.pages import DOCS, ROOT, has_math, lang_of, markdown_pages, notebooks, site_path
+from sitebuild.layout import page_key
 
 from sitebuild import downloads as downloads_hook  # noqa: E402
 
-pytestmark = pytest.mark.xdist_group("site")  # one built site per run
+pytestmark = [pytest.mark.xdist_group("site"), pytest.mark.slow]  # one built site per run
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
@@ -180,7 +181,7 @@ def test_every_page_with_code_says_what_it_was_last_verified_with(built_site):
         title = "最終確認" if lang_of(src) == "ja" else "Last verified"
         has_code = src.suffix == ".ipynb" or '.py:' in src.read_text(encoding="utf-8")
         assert (f'admonition-title">{title}' in html) == has_code, src
-        page = src.relative_to(DOCS).as_posix().replace(".ja.", ".")
+        page = page_key(src)
         if has_code:
             record = cpu[page]  # `make test` verified every page with code
             assert f"PyTorch {record['torch']}" in html and record["date"] in html, src

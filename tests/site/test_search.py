@@ -12,7 +12,7 @@ import yaml
 
 from cookbook_testing.pages import DOCS, lang_of, markdown_pages, notebooks, site_path
 
-pytestmark = pytest.mark.xdist_group("site")  # one built site per run
+pytestmark = [pytest.mark.xdist_group("site"), pytest.mark.slow]  # one built site per run
 
 QUERIES_FILE = Path(__file__).with_name("search_queries.yml")
 QUERIES: dict[str, dict[str, list[str]]] = yaml.safe_load(QUERIES_FILE.read_text(encoding="utf-8"))

@@ -19,7 +19,7 @@ with expect_error(RuntimeError, "failed finding central directory"):
     # --8<-- [end:truncated_load]
 
 # --8<-- [start:atomic_save]
-# atomic_write from the safe-checkpoints recipe (snippets/recipes/checkpoint_files.py):
+# atomic_write from the safe-checkpoints recipe (snippets/lib/checkpoint_files.py):
 # a temporary file, fsync, os.replace, and the directory fsync'ed.
 from checkpoint_files import atomic_write
 

@@ -1,6 +1,6 @@
 """The checkpoint library's name, group and hyperparameter functions (plain_name,
 check_group_count, load_by_name, check_same_parameters, load_weights, set_hyperparameters,
-set_composite_lr; snippets/recipes/checkpoint_files.py) on readers' setups: the lists
+set_composite_lr; snippets/lib/checkpoint_files.py) on readers' setups: the lists
 "Tested on" of docs/changes/model.md, docs/changes/schedulers.md,
 docs/recipes/safe-checkpoints.md and docs/troubleshooting/errors.md.
 
@@ -231,4 +231,4 @@ def test_the_pages_list_the_setups_they_were_tested_on():
                  "troubleshooting/errors"):
         for suffix in (".md", ".ja.md"):
             text = (DOCS / f"{page}{suffix}").read_text(encoding="utf-8")
-            assert "tests/test_library_setups.py" in text, f"{page}{suffix}"
+            assert "tests/lib/test_setups.py" in text, f"{page}{suffix}"

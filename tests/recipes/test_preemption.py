@@ -31,9 +31,9 @@ import time
 import pytest
 import torch
 
-from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, program_env, section_source
+from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, program_env, sections_namespace
 
-pytestmark = pytest.mark.xdist_group("preemption")  # module fixtures: one worker
+pytestmark = [pytest.mark.xdist_group("preemption"), pytest.mark.slow]  # module fixtures: one worker
 
 PROGRAM = ROOT / "tests" / "programs" / "preemption_restarts.py"
 SNIPPET = SNIPPETS / "recipes" / "preemption.py"
@@ -138,10 +138,8 @@ def reference(uninterrupted):
 @pytest.fixture(scope="module")
 def recipe():
     """The page's definitions, without its demonstrations."""
-    namespace = {"__name__": "preemption_test"}
-    exec(compile(section_source(SNIPPET, "running_example", "stop_signals", "train", "workers"),
-                 str(SNIPPET), "exec"), namespace)
-    return namespace
+    return sections_namespace(SNIPPET, "running_example", "stop_signals", "train", "workers",
+                              module="preemption_test")
 
 
 def wait_for_a_save(directory, before):

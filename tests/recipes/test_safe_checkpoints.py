@@ -1,7 +1,9 @@
 """Targeted tests for docs/recipes/safe-checkpoints.md and its reusable functions.
 
-The functions are the first sections of snippets/recipes/safe_checkpoints.py (up to the end
-of `load_latest`); they are executed on their own, without the page's examples.
+The functions are the site's checkpoint library, snippets/lib/checkpoint_files.py,
+imported by name; the page's examples (snippets/recipes/safe_checkpoints.py) are not run
+here. The scheduler part of the library (`set_hyperparameters`) is tested with the
+schedulers page, tests/changes/test_schedulers.py.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ PAGES = both_languages("recipes/safe-checkpoints.md")
 
 @pytest.fixture(scope="module")
 def sc():
-    """The recipe's functions, imported by name from snippets/recipes/checkpoint_files.py."""
+    """The recipe's functions, imported by name from snippets/lib/checkpoint_files.py."""
     import checkpoint_files
     return checkpoint_files
 
@@ -44,6 +46,7 @@ KILLS = 60
 ZYGOTE = ROOT / "tests" / "programs" / "kill_writer.py"
 
 
+@pytest.mark.slow
 def test_sigkill_during_saves_never_loses_the_latest_checkpoint(sc, tmp_path):
     directory = tmp_path / "checkpoints"
     zygote = subprocess.Popen(
@@ -662,101 +665,6 @@ def test_a_replaced_file_keeps_its_mode(sc, tmp_path):
     assert path.read_bytes() == b"new" and path.stat().st_mode & 0o7777 == 0o640
 
 
-# --- set_hyperparameters against an uninterrupted run, for every scheduler family ----------
-
-def _library():
-    import checkpoint_files  # set_hyperparameters is in the site's checkpoint library
-    return checkpoint_files
-
-
-SCHEDULES = {
-    "LambdaLR": lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda e: 0.9 ** e),
-    "MultiplicativeLR": lambda o: torch.optim.lr_scheduler.MultiplicativeLR(o, lambda e: 0.95),
-    "StepLR": lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
-    "MultiStepLR": lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [4, 9, 15], gamma=0.3),
-    "ConstantLR": lambda o: torch.optim.lr_scheduler.ConstantLR(o, factor=0.25, total_iters=8),
-    "LinearLR": lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=12),
-    "ExponentialLR": lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.93),
-    "PolynomialLR": lambda o: torch.optim.lr_scheduler.PolynomialLR(o, total_iters=25, power=2.0),
-    "CosineAnnealingLR": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=9, eta_min=1e-5),
-    "CosineAnnealingWarmRestarts": lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-        o, T_0=4, T_mult=2, eta_min=2e-5),
-    "OneCycleLR": lambda o: torch.optim.lr_scheduler.OneCycleLR(
-        o, max_lr=[g["lr"] for g in o.param_groups], total_steps=30),
-}
-
-
-def _lrs(optimizer, scheduler, steps):
-    out = []
-    for _ in range(steps):
-        optimizer.step()
-        scheduler.step()
-        out.append([g["lr"] for g in optimizer.param_groups])
-    return out
-
-
-def _two_groups(lr):
-    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
-    return torch.optim.AdamW([{"params": [a]}, {"params": [b], "lr": lr / 10}], lr=lr)
-
-
-@pytest.mark.parametrize("name", sorted(SCHEDULES))
-def test_set_hyperparameters_matches_a_run_with_the_new_base(name):
-    ns = vars(_library())
-    new_lr, old_lr, k, total = 3e-4, 1e-3, 11, 30
-    reference = _two_groups(new_lr)
-    expected = _lrs(reference, SCHEDULES[name](reference), total)
-
-    first = _two_groups(old_lr)
-    first_scheduler = SCHEDULES[name](first)
-    _lrs(first, first_scheduler, k)
-    saved = {"optimizer": first.state_dict(), "scheduler": first_scheduler.state_dict()}
-
-    resumed = _two_groups(old_lr)
-    scheduler = SCHEDULES[name](resumed)
-    resumed.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    ns["set_hyperparameters"](resumed, scheduler, lr=[new_lr, new_lr / 10], weight_decay=0.1)
-    got = _lrs(resumed, scheduler, total - k)
-    flat = lambda rows: [lr for row in rows for lr in row]  # noqa: E731
-    assert flat(got) == pytest.approx(flat(expected[k:]), rel=1e-9, abs=1e-15), name
-    assert all(g["weight_decay"] == 0.1 for g in resumed.param_groups)
-
-
-def test_set_hyperparameters_with_reduce_on_plateau_and_without_scheduler():
-    ns = vars(_library())
-    optimizer = _two_groups(1e-3)
-    ns["set_hyperparameters"](optimizer, lr=[5e-4, 5e-5])
-    assert [g["lr"] for g in optimizer.param_groups] == [5e-4, 5e-5]
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
-    ns["set_hyperparameters"](optimizer, plateau, lr=[2e-4, None])  # None: leave group 1
-    assert [g["lr"] for g in optimizer.param_groups] == [2e-4, 5e-5]
-    for loss in (1.0, 2.0):
-        plateau.step(loss)
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
-
-
-@pytest.mark.parametrize("make", [
-    lambda o: torch.optim.lr_scheduler.SequentialLR(o, [
-        torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=5),
-        torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=20)], milestones=[5]),
-    lambda o: torch.optim.lr_scheduler.ChainedScheduler([
-        torch.optim.lr_scheduler.ConstantLR(o, factor=0.5, total_iters=3),
-        torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9)]),
-    lambda o: torch.optim.lr_scheduler.CyclicLR(o, base_lr=1e-4, max_lr=1e-3, step_size_up=4),
-], ids=["SequentialLR", "ChainedScheduler", "CyclicLR"])
-def test_set_hyperparameters_refuses_what_it_cannot_do_right(make):
-    ns = vars(_library())
-    optimizer = _two_groups(1e-3)
-    scheduler = make(optimizer)
-    name = type(scheduler).__name__
-    with pytest.raises(TypeError, match=f"cannot change the learning rate of a {name}; "
-                                        f"build a new {name} with the new value"):
-        ns["set_hyperparameters"](optimizer, scheduler, lr=3e-4)
-    ns["set_hyperparameters"](optimizer, scheduler, weight_decay=0.2)  # that part still works
-    assert all(g["weight_decay"] == 0.2 for g in optimizer.param_groups)
-
-
 def test_weights_only_is_claimed_safe_only_from_the_fixed_releases():
     """The pages say "cannot run code" for torch 2.10 and later: the pin must be one of them,
     and the advisories that bound the claim are named on the page."""
@@ -772,11 +680,10 @@ def test_weights_only_is_claimed_safe_only_from_the_fixed_releases():
 def test_resume_runs_as_pasted_in_a_fresh_session(tmp_path, monkeypatch):
     """The resume() block holds the recipe only: first run (nothing saved) and after a save."""
     import checkpoint_files
-    from cookbook_testing.pages import section_source
+    from cookbook_testing.pages import sections_namespace
 
     monkeypatch.chdir(tmp_path)
-    ns = dict(vars(checkpoint_files))
-    exec(section_source(SNIPPET, "running_example", "resume"), ns)
+    ns = sections_namespace(SNIPPET, "running_example", "resume", into=dict(vars(checkpoint_files)))
     model, optimizer, scheduler, start_epoch, path = ns["resume"]("checkpoints")
     assert (start_epoch, path) == (0, None)
     checkpoint_files.save_checkpoint(ns["training_state"](model, optimizer, scheduler, 4),

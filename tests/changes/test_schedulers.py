@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.optim import lr_scheduler as sched
 
-from cookbook_testing.pages import (DOCS, ROOT, SNIPPETS, assert_quoted, both_languages,
-                                    load_module, section_source)
+from cookbook_testing.pages import (DOCS, ROOT, SNIPPETS, assert_quoted, both_languages, lang_of,
+                                    load_module, section_source, sections_namespace)
 
 PAGE = "changes/schedulers.md"
 SNIPPET = SNIPPETS / "changes" / "schedulers.py"
@@ -25,9 +25,7 @@ NAMES = ["StepLR", "MultiStepLR", "CosineAnnealingLR", "CosineAnnealingWarmResta
 
 @pytest.fixture(scope="module")
 def ns():
-    namespace: dict = {}
-    exec(compile(section_source(SNIPPET, "families"), str(SNIPPET), "exec"), namespace)
-    return namespace
+    return sections_namespace(SNIPPET, "families")
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +58,7 @@ def test_resumed_curve_equals_the_uninterrupted_one(ns, name):
 
 def test_the_recipe_resumes_a_model_exactly(tmp_path):
     """The copyable `recipe` section: build both, load both, in a fresh namespace."""
-    recipe: dict = {}
-    exec(compile(section_source(SNIPPET, "recipe"), str(SNIPPET), "exec"), recipe)
+    recipe = sections_namespace(SNIPPET, "recipe")
     torch.manual_seed(0)
     x, y = torch.randn(8, 3), torch.randn(8, 2)
 
@@ -181,7 +178,7 @@ def test_the_plot_shows_the_page_curves():
         alt = re.search(r"!\[([^\]]+)\]\(\.\./assets/plots/" + re.escape(png) + r"\)",
                         path.read_text(encoding="utf-8"))
         assert alt, f"{path.name} does not embed {png}"
-        assert re.search(r"[\u3040-\u30ff]", alt[1]) if ".ja." in path.name else alt[1].isascii()
+        assert re.search(r"[\u3040-\u30ff]", alt[1]) if lang_of(path) == "ja" else alt[1].isascii()
     assert all(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", v) for v in plots.LABELS["ja"].values())
 
 
@@ -500,3 +497,98 @@ def test_new_cycle_keeps_each_groups_peak():
         assert max(peaks[0]) == pytest.approx(5e-3), finished
         assert max(peaks[1]) == pytest.approx(5e-4), finished
         assert peaks[0][0] < max(peaks[0]) / 10  # it starts with a warm-up
+
+
+# --- set_hyperparameters against an uninterrupted run, for every scheduler family ----------
+
+def _library():
+    import checkpoint_files  # set_hyperparameters is in the site's checkpoint library
+    return checkpoint_files
+
+
+SCHEDULES = {
+    "LambdaLR": lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda e: 0.9 ** e),
+    "MultiplicativeLR": lambda o: torch.optim.lr_scheduler.MultiplicativeLR(o, lambda e: 0.95),
+    "StepLR": lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+    "MultiStepLR": lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [4, 9, 15], gamma=0.3),
+    "ConstantLR": lambda o: torch.optim.lr_scheduler.ConstantLR(o, factor=0.25, total_iters=8),
+    "LinearLR": lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=12),
+    "ExponentialLR": lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.93),
+    "PolynomialLR": lambda o: torch.optim.lr_scheduler.PolynomialLR(o, total_iters=25, power=2.0),
+    "CosineAnnealingLR": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=9, eta_min=1e-5),
+    "CosineAnnealingWarmRestarts": lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        o, T_0=4, T_mult=2, eta_min=2e-5),
+    "OneCycleLR": lambda o: torch.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=[g["lr"] for g in o.param_groups], total_steps=30),
+}
+
+
+def _lrs_after_step(optimizer, scheduler, steps):
+    out = []
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+        out.append([g["lr"] for g in optimizer.param_groups])
+    return out
+
+
+def _two_adamw_groups(lr):
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    return torch.optim.AdamW([{"params": [a]}, {"params": [b], "lr": lr / 10}], lr=lr)
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_set_hyperparameters_matches_a_run_with_the_new_base(name):
+    ns = vars(_library())
+    new_lr, old_lr, k, total = 3e-4, 1e-3, 11, 30
+    reference = _two_adamw_groups(new_lr)
+    expected = _lrs_after_step(reference, SCHEDULES[name](reference), total)
+
+    first = _two_adamw_groups(old_lr)
+    first_scheduler = SCHEDULES[name](first)
+    _lrs_after_step(first, first_scheduler, k)
+    saved = {"optimizer": first.state_dict(), "scheduler": first_scheduler.state_dict()}
+
+    resumed = _two_adamw_groups(old_lr)
+    scheduler = SCHEDULES[name](resumed)
+    resumed.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    ns["set_hyperparameters"](resumed, scheduler, lr=[new_lr, new_lr / 10], weight_decay=0.1)
+    got = _lrs_after_step(resumed, scheduler, total - k)
+    flat = lambda rows: [lr for row in rows for lr in row]  # noqa: E731
+    assert flat(got) == pytest.approx(flat(expected[k:]), rel=1e-9, abs=1e-15), name
+    assert all(g["weight_decay"] == 0.1 for g in resumed.param_groups)
+
+
+def test_set_hyperparameters_with_reduce_on_plateau_and_without_scheduler():
+    ns = vars(_library())
+    optimizer = _two_adamw_groups(1e-3)
+    ns["set_hyperparameters"](optimizer, lr=[5e-4, 5e-5])
+    assert [g["lr"] for g in optimizer.param_groups] == [5e-4, 5e-5]
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
+    ns["set_hyperparameters"](optimizer, plateau, lr=[2e-4, None])  # None: leave group 1
+    assert [g["lr"] for g in optimizer.param_groups] == [2e-4, 5e-5]
+    for loss in (1.0, 2.0):
+        plateau.step(loss)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("make", [
+    lambda o: torch.optim.lr_scheduler.SequentialLR(o, [
+        torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=5),
+        torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=20)], milestones=[5]),
+    lambda o: torch.optim.lr_scheduler.ChainedScheduler([
+        torch.optim.lr_scheduler.ConstantLR(o, factor=0.5, total_iters=3),
+        torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9)]),
+    lambda o: torch.optim.lr_scheduler.CyclicLR(o, base_lr=1e-4, max_lr=1e-3, step_size_up=4),
+], ids=["SequentialLR", "ChainedScheduler", "CyclicLR"])
+def test_set_hyperparameters_refuses_what_it_cannot_do_right(make):
+    ns = vars(_library())
+    optimizer = _two_adamw_groups(1e-3)
+    scheduler = make(optimizer)
+    name = type(scheduler).__name__
+    with pytest.raises(TypeError, match=f"cannot change the learning rate of a {name}; "
+                                        f"build a new {name} with the new value"):
+        ns["set_hyperparameters"](optimizer, scheduler, lr=3e-4)
+    ns["set_hyperparameters"](optimizer, scheduler, weight_decay=0.2)  # that part still works
+    assert all(g["weight_decay"] == 0.2 for g in optimizer.param_groups)

@@ -18,16 +18,13 @@ import warnings
 import pytest
 import torch
 
-from cookbook_testing.pages import SNIPPETS, assert_quoted, section_source
+from cookbook_testing.pages import assert_quoted, sections_namespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def definitions(snippet: str, *sections: str) -> dict:
-    namespace = {"__name__": f"frameworks_{snippet}"}
-    path = SNIPPETS / "frameworks" / f"{snippet}.py"
-    exec(compile(section_source(path, *sections), str(path), "exec"), namespace)
-    return namespace
+    return sections_namespace(f"frameworks/{snippet}.py", *sections, module=f"frameworks_{snippet}")
 
 
 def same(a, b) -> bool:

@@ -182,14 +182,14 @@ def _errors_namespace():
     import contextlib
     import tempfile
 
-    from cookbook_testing.pages import SNIPPETS, section_source
+    from cookbook_testing.pages import SNIPPETS, sections_namespace
     ns: dict = {}
     errors = SNIPPETS / "troubleshooting" / "errors"
     with tempfile.TemporaryDirectory() as cwd, contextlib.chdir(cwd):
         for path, sections in ((errors / "running_example.py", ["setup"]),
-                               (SNIPPETS / "recipes" / "checkpoint_files.py", ["load_by_name"]),
+                               (SNIPPETS / "lib" / "checkpoint_files.py", ["load_by_name"]),
                                (errors / "param_groups.py", ["order_silent", "order_fix"])):
-            exec(compile(section_source(path, *sections), str(path), "exec"), ns)
+            sections_namespace(path, *sections, into=ns)
     return ns
 
 

@@ -26,7 +26,7 @@ import torch.multiprocessing as mp
 
 from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, both_languages, fences
 
-pytestmark = pytest.mark.xdist_group("distributed")  # module fixtures: one worker
+pytestmark = [pytest.mark.xdist_group("distributed"), pytest.mark.slow]  # module fixtures: one worker
 
 PAGES = both_languages("scale/distributed.md")
 

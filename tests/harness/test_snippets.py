@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from sitebuild.layout import LIBRARY
 from cookbook_testing.pages import (DOCS, ROOT, SECTION, SNIPPETS, includes, lang_of, markdown_pages, page_blocks,
                                     raw_blocks, snippet_files, snippet_sections)
 
@@ -50,7 +51,7 @@ def _run(paths, tmp_path):
     proc = subprocess.run([sys.executable, "-c", runner, *scripts], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300,
                           env={**_env(), "PYTHONPATH": os.pathsep.join(
-                              [str(ROOT), str(SNIPPETS / "recipes")])})
+                              [str(ROOT), str(LIBRARY)])})
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -59,7 +60,7 @@ def run_whole_by_its_page(path) -> str | None:
 
     It does when every line of code in the file is in a section, one page embeds the file
     and no other, that page's blocks are the file's sections in file order, each once, and no
-    block carries a mark (none raises, needs a GPU or forks). tests/test_pages.py runs those
+    block carries a mark (none raises, needs a GPU or forks). tests/harness/test_pages.py runs those
     blocks in order in one fresh namespace named __main__, in a temporary directory, as
     `python file.py` runs the file: the script is the page run."""
     text = path.read_text(encoding="utf-8")
@@ -107,6 +108,7 @@ def _env():
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("paths", STANDALONE,
                          ids=lambda ps: _rel(ps[0]) if len(ps) == 1
                          else "+".join(dict.fromkeys(_rel(p).split("/")[0] for p in ps)))

@@ -67,6 +67,7 @@ def test_fused_adam_keeps_step_on_the_parameters_device():
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how, returncode", [
     ("in-place", -7),  # SIGBUS: the shell reports exit code 128 + 7 = 135
     ("recipe", 0),

@@ -22,11 +22,13 @@ from pathlib import Path
 import pytest
 
 from cookbook_testing.pages import ROOT, load_module, notebook_code, notebooks
+from sitebuild.layout import in_lang
 
 pytest.importorskip("nbclient", reason="nbclient is in requirements.txt (make test)")
+pytestmark = pytest.mark.slow
 
 NOTEBOOKS = notebooks()
-PAIRS = sorted({p.with_name(p.name.replace(".ja.ipynb", ".ipynb")) for p in NOTEBOOKS})
+PAIRS = sorted({in_lang(p, "en") for p in NOTEBOOKS})
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
 USES_LANGUAGE = re.compile(r"\b(LANG|LABELS)\b")
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -103,14 +105,15 @@ def test_stored_outputs_hold_no_error(path):
 
 
 def _japanese(en: Path) -> Path:
-    return en.with_name(en.name.replace(".ipynb", ".ja.ipynb"))
+    return in_lang(en, "ja")
 
 
 def _probe(cell) -> dict:
     return json.loads("".join(o["text"] for o in cell["outputs"] if o["output_type"] == "stream"))
 
 
-@pytest.mark.parametrize("path", PAIRS, ids=_id)
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.verifies(_id(p))) for p in PAIRS],
+                         ids=_id)
 def test_notebook_runs_and_stored_outputs_are_current(path):
     """The English notebook runs; then, in the same kernel, the Japanese cells that use the
     language (see the module's docstring); the other Japanese cells are compared below."""

@@ -14,12 +14,11 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DistributedSampler
 
-from cookbook_testing.pages import SNIPPETS, assert_quoted, section_source
+from cookbook_testing.pages import SNIPPETS, assert_quoted, sections_namespace
 
 PAGE = "changes/optimizer.md"
 SNIPPET = SNIPPETS / "changes" / "optimizer.py"
-NS: dict = {"__name__": "changed_optimizer_test"}
-exec(compile(section_source(SNIPPET, "switch_optimizer", "position"), str(SNIPPET), "exec"), NS)
+NS = sections_namespace(SNIPPET, "switch_optimizer", "position", module="changed_optimizer_test")
 switch_optimizer, EpochSampler, cosine_in_samples = (
     NS["switch_optimizer"], NS["EpochSampler"], NS["cosine_in_samples"])
 

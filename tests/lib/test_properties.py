@@ -1,5 +1,5 @@
 """Generated cases for the checkpoint library's name, group and hyperparameter functions
-(snippets/recipes/checkpoint_files.py): models with generated module names (a module may
+(snippets/lib/checkpoint_files.py): models with generated module names (a module may
 itself be called "module" or "_orig_mod"), wrapper stacks on the saving and the resuming
 side, parameter groups of generated membership, order and hyperparameters, scheduler
 families. A save and a resume through the library equal the run that did not stop, or
@@ -243,7 +243,7 @@ def test_the_weekly_job_runs_the_long_profile():
     import yaml
     doc = yaml.safe_load((ROOT / ".github" / "workflows" / "weekly.yml").read_text())
     steps = doc["jobs"]["generated-cases"]["steps"]
-    step = next(s for s in steps if "test_library_properties.py" in s.get("run", ""))
+    step = next(s for s in steps if "tests/lib/test_properties.py" in s.get("run", ""))
     assert step["env"]["HYPOTHESIS_PROFILE"] == "long"
     long, default = settings.get_profile("long"), settings.get_profile("default")
     assert long.max_examples > 10 * default.max_examples

@@ -16,7 +16,7 @@ import torch
 
 from cookbook_testing.pages import ROOT, SNIPPETS, program_env, section_source
 
-pytestmark = pytest.mark.xdist_group("exact_resume")  # module fixtures: one worker
+pytestmark = [pytest.mark.xdist_group("exact_resume"), pytest.mark.slow]  # module fixtures: one worker
 
 SNIPPET = SNIPPETS / "recipes" / "exact_resume.py"
 OMISSIONS = ["optimizer", "scheduler", "batches_done", "loader_generator",
@@ -88,7 +88,7 @@ def test_each_omission_breaks_bitwise_equality(saved, ns, part):
 def test_generator_state_is_weights_only(tmp_path):
     """The page stores numpy's Generator state, a plain dict. (That the legacy
     np.random.get_state() fails with weights_only=True is asserted with its message in
-    tests/test_errors.py, the page that quotes it.)"""
+    tests/troubleshooting/test_errors.py, the page that quotes it.)"""
     rng = np.random.default_rng(0)
     torch.save({"numpy_rng": rng.bit_generator.state}, tmp_path / "new.pt")
     assert torch.load(tmp_path / "new.pt", weights_only=True)["numpy_rng"] == rng.bit_generator.state
@@ -206,7 +206,7 @@ def test_stateful_dataloader_resumes_mid_epoch(tmp_path, workers):
 
 def test_a_stateful_loader_seeded_per_epoch_keeps_every_epoch_after_a_mid_epoch_resume():
     """Without the per-epoch seed the next epoch comes in another order
-    (tests/test_frameworks.py); with it, every epoch equals the run that never stopped."""
+    (tests/frameworks/test_frameworks.py); with it, every epoch equals the run that never stopped."""
     import warnings
 
     from torchdata.stateful_dataloader import StatefulDataLoader
