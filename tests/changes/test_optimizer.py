@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DistributedSampler
 
-from cookbook_testing.pages import SNIPPETS, assert_quoted, sections_namespace
+from cookbook_testing.pages import SNIPPETS, assert_quoted, section_source, sections_namespace
 
 PAGE = "changes/optimizer.md"
 SNIPPET = SNIPPETS / "changes" / "optimizer.py"

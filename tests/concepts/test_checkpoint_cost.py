@@ -13,7 +13,7 @@ import torch
 
 import bench_measure
 import bench_render
-from cookbook_testing.pages import DOCS, both_languages
+from cookbook_testing.pages import DOCS, both_languages, lang_of
 
 ASSETS = DOCS / "assets" / "bench"
 PAGES = both_languages("concepts/checkpoint-cost.md")
@@ -66,7 +66,7 @@ def test_the_japanese_tables_have_no_english_words(gpu):
 def test_pages_embed_the_tables_and_plots():
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
-        lang = "ja" if ".ja." in page.name else "en"
+        lang = lang_of(page)
         for kind in ("cpu", "gpu"):
             name = bench_render.table_name(kind, lang)
             assert f'--8<-- "outputs/concepts/checkpoint-cost/{name}"' in text, (page.name, name)

@@ -18,7 +18,7 @@ import warnings
 import pytest
 import torch
 
-from cookbook_testing.pages import assert_quoted, sections_namespace
+from cookbook_testing.pages import SNIPPETS, assert_quoted, sections_namespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
