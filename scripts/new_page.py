@@ -17,6 +17,7 @@ code and prose; `make outputs` rewrites the outputs.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -174,6 +175,11 @@ def main(argv: list[str]) -> int:
                         encoding="utf-8")
     if reviewed:  # the same link added to both: the Japanese home page stays reviewed
         translations.mark_reviewed(home_en)
+
+    queries = ROOT / "tests" / "site" / "search_queries.yml"  # the titles, until the author adds more
+    with queries.open("a", encoding="utf-8") as f:
+        f.write(f"{page}: {{en: [{json.dumps(args.title.strip())}], "
+                f"ja: [{json.dumps(args.title_ja.strip(), ensure_ascii=False)}]}}\n")
 
     run = lambda *cmd: subprocess.run([args.python, *cmd], cwd=ROOT, check=True)  # noqa: E731
     run("scripts/outputs.py", "--record-verified", page + ".md")

@@ -44,6 +44,7 @@ def test_make_new_page_makes_a_page_that_passes_its_tests(tmp_path):
     assert f"- {PAGE}.md" in (repo / "mkdocs.yml").read_text(encoding="utf-8")
     assert f"]({PAGE}.md)" in (repo / "docs/index.ja.md").read_text(encoding="utf-8")
     assert "scaffold-check.md" in (repo / "outputs/verified/cpu.json").read_text(encoding="utf-8")
+    assert f"{PAGE}: " in (repo / "tests/site/search_queries.yml").read_text(encoding="utf-8")
 
     out = _run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
                 "-W", "ignore::pytest.PytestConfigWarning",
