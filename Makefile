@@ -25,7 +25,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test lint-ja verified new-page test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build test test-scaffold lint-ja verified new-page test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,7 +59,10 @@ $(DS_OP): $(DEPS)
 # of what each page was verified with are written only on request: `make verified`, or
 # `make test PYTEST_ARGS=--record-verified` (the weekly job).
 test: $(DEPS) $(DS_OP) node node_modules/.installed browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
-	$(PYTHON) -m pytest -n 2 --dist loadgroup --check-tree $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n 2 --dist loadgroup --check-tree -m "not scaffold" $(PYTEST_ARGS)
+
+test-scaffold: $(DEPS) $(DS_OP) node ## make new-page in a copy of the repository: the new page passes its tests and the build
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m scaffold tests/harness/test_new_page.py
 
 verified: $(DEPS) $(DS_OP) ## Run the page blocks and notebooks; record the pages that passed (outputs/verified/)
 	$(PYTHON) -m pytest -q -n 2 --dist loadgroup --record-verified tests/harness/test_pages.py tests/notebooks/test_notebooks.py

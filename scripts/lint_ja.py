@@ -12,6 +12,7 @@ Prints one finding a line: file:line:column: rule: message. Needs `npm ci` (make
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -99,12 +100,18 @@ def unindent_admonitions(text: str) -> str:
     return "\n".join(out)
 
 
+def _write_if_changed(path: Path, text: str) -> None:
+    """textlint's cache knows a file by its modification time: rewrite only what changed."""
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
 def page_markdown(page: Path) -> Path:
     """The page as textlint should read it (see unindent_admonitions), in build/textlint."""
     name = page.resolve().relative_to(DOCS) if page.resolve().is_relative_to(DOCS) else page.name
     out = WORK / "pages" / name
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(unindent_admonitions(page.read_text(encoding="utf-8")), encoding="utf-8")
+    _write_if_changed(out, unindent_admonitions(page.read_text(encoding="utf-8")))
     return out
 
 
@@ -116,7 +123,7 @@ def notebook_markdown(notebook: Path) -> Path:
              if c["cell_type"] == "markdown"]
     out = WORK / "notebooks" / (notebook.stem + ".md")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    _write_if_changed(out, "\n\n".join(parts) + "\n")
     return out
 
 
@@ -138,7 +145,9 @@ def lint(files: list[Path], cache: bool = True) -> list[str]:
         shown[str(target.resolve())] = f
     # The cache skips files unchanged since a run that found nothing in them (the key
     # includes the configuration); it lives in the ignored .cache/.
-    cache = ["--cache", "--cache-location", str(ROOT / ".cache" / "textlint")] if cache else []
+    # The cache knows the configuration but not the dictionary: one cache per glossary.
+    key = hashlib.sha256(GLOSSARY.read_bytes()).hexdigest()[:12]
+    cache = ["--cache", "--cache-location", str(ROOT / ".cache" / "textlint" / key)] if cache else []
     result = subprocess.run([str(TEXTLINT), "--format", "json", *cache, *shown], cwd=ROOT,
                             capture_output=True, text=True)
     if result.returncode not in (0, 1) or not result.stdout.strip():

@@ -29,6 +29,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "raises(exc): the page block must raise exc; "
                                        "its expected output is the exception's last line")
     config.addinivalue_line("markers", "xdist_group(name): run with the others of its group")
+    config.addinivalue_line("markers", "scaffold: runs `make new-page` in a copy of the repository "
+                                       "(make test-scaffold)")
     config.addinivalue_line("markers", "slow: takes many seconds; starts first, so that the "
                                        "workers of `make test` finish together")
     config.addinivalue_line("markers", "page_block(id): a page block, counted in the summary")

@@ -18,7 +18,9 @@ import warnings
 import pytest
 import torch
 
-from cookbook_testing.pages import SNIPPETS, assert_quoted, sections_namespace
+from sitebuild.layout import LIBRARY
+
+from cookbook_testing.pages import SNIPPETS, assert_quoted, section_source, sections_namespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -446,7 +448,7 @@ import lightning  # must fail: nothing above needed it
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path,
-                          env={**os.environ, "PYTHONPATH": str(ROOT / "snippets" / "recipes")})
+                          env={**os.environ, "PYTHONPATH": str(LIBRARY)})
     assert "global_step: 5 - Adam's step: 5 - scheduler last_epoch: 5" in done.stdout, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(
         "ModuleNotFoundError: import of lightning halted"), done.stderr

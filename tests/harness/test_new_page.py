@@ -30,7 +30,10 @@ def _run(cmd, cwd, timeout=600):
     return proc.stdout
 
 
-@pytest.mark.slow  # about 40 s of CPU: a copy, a page run, a pytest session and a strict build
+# About 40 s of CPU (a copy, a page run, a pytest session and a strict build): a third of the
+# budget of `make test`, so it runs in `make test-scaffold` and in CI's workflow instead.
+@pytest.mark.scaffold
+@pytest.mark.slow
 def test_make_new_page_makes_a_page_that_passes_its_tests(tmp_path):
     repo = tmp_path / "repo"
     _copy_of_the_repository(repo)
