@@ -362,8 +362,12 @@ def test_a_process_started_with_sigint_ignored_has_no_keyboard_interrupt(inherit
                          timeout=60, preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
     expected = {"default": "True\nKeyboardInterrupt", "ignored": "False\nno exception"}
     assert out.stdout.strip() == expected[inherited], out.stderr
+    def as_from_a_terminal():  # the shell itself starts with the defaults, whatever this run has
+        for s in (signal.SIGINT, signal.SIGQUIT):
+            signal.signal(s, signal.SIG_DFL)
     shown = subprocess.run(["bash", "-c", "sleep 30 & grep SigIgn /proc/$!/status; kill $!"],
-                           capture_output=True, text=True, timeout=30).stdout.split()[1]
+                           capture_output=True, text=True, timeout=30,
+                           preexec_fn=as_from_a_terminal).stdout.split()[1]
     assert int(shown, 16) & (1 << (signal.SIGINT - 1)), "bash did not start its job with SIGINT ignored"
 
 
