@@ -60,7 +60,7 @@ def run_whole_by_its_page(path) -> str | None:
 
     It does when every line of code in the file is in a section, one page embeds the file
     and no other, that page's blocks are the file's sections in file order, each once, and no
-    block carries a mark (none raises, needs a GPU or forks). tests/harness/test_pages.py runs those
+    block raises, needs a GPU or is skipped on this machine. tests/harness/test_pages.py runs those
     blocks in order in one fresh namespace named __main__, in a temporary directory, as
     `python file.py` runs the file: the script is the page run."""
     text = path.read_text(encoding="utf-8")
@@ -76,7 +76,9 @@ def run_whole_by_its_page(path) -> str | None:
     files = {inc.split(":")[0] for inc in includes(pages[0].read_text(encoding="utf-8"))
              if inc.split(":")[0].endswith(".py")}
     blocks = page_blocks(pages[0])
-    if files != {rel} or any(b.marks for b in blocks) \
+    # A block that runs here unmarked or marked only to be skipped elsewhere (fork_launch on a
+    # GPU machine) runs as the script would; one that raises or is skipped here does not.
+    if files != {rel} or any(b.raises or b.skip_reason or b.cuda for b in blocks) \
             or [b.section for b in blocks] != list(snippet_sections(path)):
         return None
     return f"{rel} is run whole, in order, by {pages[0].relative_to(DOCS).as_posix()}"
