@@ -175,3 +175,16 @@ def _nothing_written_into_the_repository():
 def _ignored_at_root(root) -> set[str]:
     lines = (root / ".gitignore").read_text(encoding="utf-8").split("\n")
     return {line.strip("/") for line in lines if line.startswith("/")} | {"__pycache__"}
+
+
+@pytest.fixture(autouse=True)
+def _torch_thread_count_restored():
+    """A page block may set torch's thread count, as its reader would (changes/model.py sets
+    1): the next test in this worker starts with the count it had, so that a module's
+    fixture and its tests compute with the same number of threads."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
