@@ -477,7 +477,7 @@ def test_an_iterator_alive_at_exit_hangs_with_workers_that_ignore_sigterm():
             loader = DataLoader(TensorDataset(torch.arange(64)), batch_size=8, num_workers=2,
                                 worker_init_fn=ignore_sigterm)
             batches = iter(loader)  # still referenced at exit, as from a traceback
-            next(batches)
+            next(batches), next(batches)  # one batch from each worker: both ran worker_init_fn
             print("exiting", flush=True)
             sys.exit(0)
         """)
