@@ -182,16 +182,7 @@ class SetLearningRate(TrainerCallback):
         self.lr = lr
 
     def on_train_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
-        lrs = self.lr
-        if not isinstance(lrs, (list, tuple)):
-            # the rate each group's schedule starts from (OneCycleLR: its peak)
-            bases = [g.get("max_lr", g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-            if len(set(bases)) > 1:
-                raise ValueError(f"SetLearningRate: the {len(bases)} parameter groups have "
-                                 f"different learning rates {bases}: give a list with one "
-                                 "new rate per group")
-            lrs = [lrs] * len(bases)
-        set_hyperparameters(optimizer, lr_scheduler, lr=list(lrs))
+        set_hyperparameters(optimizer, lr_scheduler, lr=self.lr)  # one per group, or one for all
 # --8<-- [end:set_lr_callback]
 
 

@@ -231,16 +231,7 @@ class SetLearningRate(Callback):
                              "of each: call set_hyperparameters for each pair yourself")
         optimizer = trainer.optimizers[0]
         scheduler = trainer.lr_scheduler_configs[0].scheduler if trainer.lr_scheduler_configs else None
-        lrs = self.lr
-        if not isinstance(lrs, (list, tuple)):
-            # the rate each group's schedule starts from (OneCycleLR: its peak)
-            bases = [g.get("max_lr", g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-            if len(set(bases)) > 1:
-                raise ValueError(f"SetLearningRate: the {len(bases)} parameter groups have "
-                                 f"different learning rates {bases}: give a list with one "
-                                 "new rate per group")
-            lrs = [lrs] * len(bases)
-        set_hyperparameters(optimizer, scheduler, lr=list(lrs))
+        set_hyperparameters(optimizer, scheduler, lr=self.lr)  # one per group, or one for all
 # --8<-- [end:set_lr]
 
 

@@ -228,8 +228,8 @@ def test_hf_set_learning_rate_refuses_one_rate_for_groups_that_differ(hf):
     p, q = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.AdamW([{"params": [p], "lr": 1e-2}, {"params": [q], "lr": 1e-3}])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5)
-    with pytest.raises(ValueError, match=r"the 2 parameter groups have different learning "
-                                         r"rates \[0.01, 0.001\]: give a list"):
+    with pytest.raises(ValueError, match=r"one lr \(0.001\) for 2 parameter groups that have "
+                                         r"different ones \(\[0.01, 0.001\]\); give a list"):
         ns["SetLearningRate"](1e-3).on_train_begin(None, None, None, optimizer=optimizer,
                                                    lr_scheduler=scheduler)
     ns["SetLearningRate"]([2e-2, 2e-3]).on_train_begin(None, None, None, optimizer=optimizer,
@@ -340,8 +340,8 @@ def test_lightning_set_learning_rate_follows_each_scheduler_family(pl, name, tmp
     assert flat(seen) == pytest.approx(flat(_expected_lrs(name)), rel=1e-9, abs=1e-15)
 
 
-ONE_RATE_FOR_TWO_GROUPS = ("ValueError: SetLearningRate: the 2 parameter groups have different "
-                           "learning rates [0.01, 0.001]: give a list with one new rate per group")
+ONE_RATE_FOR_TWO_GROUPS = ("ValueError: set_hyperparameters: one lr (0.001) for 2 parameter groups "
+                           "that have different ones ([0.01, 0.001]); give a list with one value per group")
 
 
 @LIGHTNING
