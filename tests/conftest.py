@@ -91,10 +91,9 @@ def _select_gpu_work(config, items):
 def pytest_runtest_logreport(report):
     """Count page blocks and catch skipped CUDA tests; runs in the main process under xdist."""
     config = _config
-    if report.when == "call" or report.outcome != "passed":
-        durations = config.stash[_durations]
-        group = dict(report.user_properties).get("group", report.nodeid)
-        durations[group] = durations.get(group, 0.0) + report.duration
+    durations = config.stash[_durations]  # setup and teardown too: module fixtures cost
+    group = dict(report.user_properties).get("group", report.nodeid)
+    durations[group] = durations.get(group, 0.0) + report.duration
     props = dict(report.user_properties)
     is_block = "block" in props  # a page block (tests/harness/test_pages.py gives its id)
     cuda = "cuda" in report.keywords

@@ -105,12 +105,14 @@ class _Item:
 
 
 def test_slow_tests_then_the_longest_groups_of_the_last_run_start_first():
-    """No list of names: the `slow` mark, then the durations the pytest cache kept."""
+    """No list of names: the `slow` mark, then the durations the pytest cache kept. The
+    tests of a module stay together: a module-scoped fixture is built once per worker."""
     from cookbook_testing.ordering import start_order
 
-    items = [_Item("t::a"), _Item("p::b1", "page_b"), _Item("t::c"), _Item("p::b2", "page_b"),
-             _Item("s::d", slow=True)]
-    last = {"page_b": 30.0, "t::c": 5.0}
+    items = [_Item("t.py::a"), _Item("p.py::b1", "page_b"), _Item("u.py::e"), _Item("t.py::c"),
+             _Item("p.py::b2", "page_b"), _Item("s.py::d", slow=True), _Item("u.py::f")]
+    last = {"page_b": 30.0, "t.py": 5.0}
     items.sort(key=lambda i: start_order(i, last))
-    assert [i.nodeid for i in items] == ["s::d", "p::b1", "p::b2", "t::c", "t::a"]
+    assert [i.nodeid for i in items] == ["s.py::d", "p.py::b1", "p.py::b2", "t.py::a", "t.py::c",
+                                         "u.py::e", "u.py::f"]
     assert "LONG_FIRST" not in (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")
