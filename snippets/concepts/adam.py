@@ -84,6 +84,23 @@ group = optimizer.param_groups[0]
 assert (group["lr"], group["betas"], group["eps"], group["amsgrad"]) == (1e-3, (0.9, 0.999), 1e-8, True)
 # --8<-- [end:state_keys]
 
+# --8<-- [start:step_limit]
+model, optimizer = one_step(torch.optim.Adam)
+for state in optimizer.state.values():
+    state["step"].fill_(2**24)  # as after 16,777,216 steps
+compute_grads(model, *batches[1])
+optimizer.step()
+step = optimizer.state[model[0].weight]["step"]
+print(f"step after one more step: {step.item():,.0f} ({step.dtype})")
+assert step.item() == 2**24  # 2**24 + 1 is not a float32: the sum rounds back
+
+beta1, beta2 = optimizer.param_groups[0]["betas"]
+print("bias corrections at that step:", 1 - beta1 ** step.item(), 1 - beta2 ** step.item())
+exact = next(t for t in range(1, 10**6) if 1 - beta2 ** t == 1.0)
+assert exact < 50_000  # both corrections are exactly 1 from there on
+print("both exactly 1 after fewer than 50,000 steps")
+# --8<-- [end:step_limit]
+
 # --8<-- [start:defaults]
 for cls in (torch.optim.Adam, torch.optim.AdamW):
     d = cls(make_model().parameters()).defaults
