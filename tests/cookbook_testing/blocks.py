@@ -85,7 +85,7 @@ def _block_marks() -> dict:
             not in_colab(), reason="needs a Colab runtime (google.colab): Drive mounts only there")],
         "fork_launch": [pytest.mark.skipif(
             cuda_available(), reason="fork-based launch: a process that used CUDA cannot fork; "
-                                     "on GPU machines tests/scale/test_distributed.py runs these with spawn")],
+                                     "the CPU job (`make test`) runs this block")],
     }
 
 
