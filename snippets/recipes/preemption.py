@@ -174,10 +174,20 @@ def train(directory, stop, total_steps=TOTAL_STEPS, save_every_s=30 * 60, keep=3
         nonlocal saved_step, last_save
         if run.step != saved_step:  # not twice: a signal during a time-based save
             state = run.state_dict()  # on every rank: it may gather from all of them
+            error = None
             if rank_0():
-                save_checkpoint(state, directory, run.step, keep=keep)
-                log(f"step {run.step}: saved ({reason})")
-            barrier()  # every rank goes on (or exits) once the file is complete
+                try:
+                    save_checkpoint(state, directory, run.step, keep=keep)
+                    log(f"step {run.step}: saved ({reason})")
+                except Exception as e:  # the other ranks must hear of it, not wait for it
+                    error = e
+            # Also the barrier: every rank goes on (or exits) once the file is complete.
+            (failed,) = agree(error is not None)
+            if error is not None:
+                raise error
+            if failed:
+                raise RuntimeError(f"step {run.step}: rank 0 could not save the checkpoint in "
+                                   f"{directory}; its own error says why")
         saved_step, last_save = run.step, clock()
 
     batches = run.batches()

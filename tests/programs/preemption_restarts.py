@@ -10,7 +10,9 @@ launcher, the ranks and their DataLoader workers, as SLURM signals a job step), 
 stop signals itself, starts N ranks with the page's `launch_ranks` and TransformerRun, and
 exits with their common exit code (99 if they differ), after appending them to
 <directory>.codes. "no_agreement": true replaces the page's `agree` by each rank's own
-flags, and "after_step": "sigterm_rank_1_at_5" signals rank 1 and its workers only. With
+flags, and "after_step": "sigterm_rank_1_at_5" signals rank 1 and its workers only
+("directory_becomes_a_file_on_rank_0_at_5": rank 0's next save fails); with either of
+"no_agreement" and "short_timeout", a hang ends at gloo's timeout after 8 s. With
 "workers" it runs one rank with DataLoader workers instead (see with_workers).
 
 The code is the page's own sections of snippets/recipes/preemption.py. Two wrappers only
@@ -96,12 +98,23 @@ def sigterm_rank_1_at_5(run):
             os.kill(process.pid, signal.SIGTERM)
 
 
+def directory_becomes_a_file_on_rank_0_at_5(run):
+    """Rank 0's next save fails: its directory is now a file."""
+    if run.step == 5 and recipe["dist"].get_rank() == 0:
+        directory = recipe["train_directory"]
+        for name in os.listdir(directory):
+            os.remove(os.path.join(directory, name))
+        os.rmdir(directory)
+        open(directory, "w").close()
+
+
 def rank(request):
     """One rank: the page's main() with TransformerRun; an exception is logged, exit 1."""
     global report
     directory = request["directory"]
     report = os.open(directory + ".during-save", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     options = dict(request["options"], make_run=recipe["TransformerRun"])
+    recipe["train_directory"] = directory
     if "after_step" in options:
         options["after_step"] = globals()[options["after_step"]]
     with open(directory + ".log", "a") as log:
@@ -119,6 +132,7 @@ def launcher(request):
         signal.signal(s, signal.SIG_IGN)  # a launcher waits for its ranks' decision
     if request.get("no_agreement"):
         recipe["agree"] = lambda *flags: flags  # each rank its own flags
+    if request.get("no_agreement") or request.get("short_timeout"):
         init = recipe["dist"].init_process_group
         recipe["dist"].init_process_group = lambda backend: init(
             backend, timeout=datetime.timedelta(seconds=8))  # no 30-minute wait on a hang

@@ -570,6 +570,22 @@ def test_without_agreement_the_ranks_stop_at_different_steps_and_save_nothing(pr
     assert dist.default_pg_timeout == timedelta(minutes=30)
 
 
+def test_a_save_that_fails_on_rank_0_raises_on_every_rank(program, tmp_path):
+    """Rank 0 cannot write (its directory became a file): it raises its own error, and rank
+    1, told by the all_reduce that replaces the barrier, raises one that points to it,
+    instead of failing in its next collective (with NCCL: waiting there until the timeout)."""
+    directory = tmp_path / "checkpoints"
+    status = program.request({"directory": str(directory), "ranks": 2, "short_timeout": True,
+                              "options": RANKS_OFTEN | {
+                                  "after_step": "directory_becomes_a_file_on_rank_0_at_5"}})
+    log = (tmp_path / "checkpoints.log").read_text()
+    assert os.waitstatus_to_exitcode(status) == 1, log
+    assert json.loads((tmp_path / "checkpoints.codes").read_text()) == [1, 1], log
+    assert f"rank 0: NotADirectoryError: [Errno 20] {directory} is a file, not a directory" in log
+    assert (f"rank 1: RuntimeError: step 5: rank 0 could not save the checkpoint in {directory}; "
+            "its own error says why") in log, log
+
+
 def test_ranks_and_workers_stopped_by_signals_to_the_whole_group_end_bitwise(
         program, ranks_reference, cf, tmp_path):
     """The end-to-end test: SIGTERM or SIGUSR1 to the launcher, both ranks and their workers
