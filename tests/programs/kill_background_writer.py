@@ -39,12 +39,13 @@ def training(line):
         step += 1
         try:
             checkpointer.save(small_state(step, 250_000), step)
-        except BackgroundSaveError:
+        except BackgroundSaveError:  # `in_flight` was lost, and this step is not saved
             report.write(f"lost {in_flight}\n")
-        else:
-            if in_flight is not None:
-                report.write(f"committed {in_flight}\n")  # save() waited for it
-            report.write(f"writer {checkpointer.writer_pid}\n")
+            in_flight = None
+            continue
+        if in_flight is not None:
+            report.write(f"committed {in_flight}\n")  # save() waited for it
+        report.write(f"writer {checkpointer.writer_pid}\n")
         in_flight = step
 
 

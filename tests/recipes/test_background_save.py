@@ -346,7 +346,7 @@ KILLS = 24
 
 @pytest.mark.slow
 def test_sigkill_of_the_writer_or_the_training_never_loses_a_committed_checkpoint(tmp_path):
-    """Slow (about 5 s): rounds of a training process that saves every step in the
+    """Slow (6 to 12 s on 2 busy cores): rounds of a training process that saves every step in the
     background; each round SIGKILLs its writer (at a random moment), or the training process,
     or both; after each kill the next start loads a complete checkpoint, never older than
     the last one a save() reported committed."""
