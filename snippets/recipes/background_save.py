@@ -67,7 +67,8 @@ def same(a, b):
                                                     mb.state_dict().values()))
     sa, sb = oa.state_dict()["state"], ob.state_dict()["state"]
     moments = all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
-    return weights and moments and oa.state_dict()["param_groups"] == ob.state_dict()["param_groups"]
+    groups = oa.state_dict()["param_groups"] == ob.state_dict()["param_groups"]
+    return weights and moments and groups
 
 
 with BackgroundCheckpointer("checkpoints", keep=3) as checkpointer:
