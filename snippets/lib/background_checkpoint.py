@@ -98,7 +98,7 @@ def _layout(tensors):
         nbytes = t.numel() * t.element_size()
         layout.append((t.dtype, tuple(t.shape), offset, nbytes))
         offset += -(-nbytes // ALIGN) * ALIGN
-    return layout, max(offset, 1)
+    return layout, max(offset, ALIGN)
 
 
 def _views(memory, layout):
@@ -140,7 +140,8 @@ class BackgroundCheckpointer:
     first waits for it (that wait is blocked time too). The error of a background save
     (full disk, no permission, the writer killed) is raised by the next save(), wait() or
     close(), and nothing committed before it is lost. Memory: one staging copy of the
-    state's tensors (`staging_bytes`), beside the state itself. CUDA tensors are copied into
+    state's tensors (`staging_bytes`: each padded to a multiple of 64 bytes), beside the
+    state itself. CUDA tensors are copied into
     pinned (page-locked) staging memory. The writer ignores SIGINT, SIGTERM and SIGUSR1:
     the training process decides when to stop, and close() (also at interpreter exit)
     finishes the save in flight. The writer exits if the training process dies.
@@ -249,7 +250,7 @@ class BackgroundCheckpointer:
                     "(ulimit -l) or the free memory is too small")
             self._pinned = whole.data_ptr()
         self._memory, self._whole = memory, whole
-        self._layout, self.staging_bytes = layout, sum(n for *_, n in layout)
+        self._layout, self.staging_bytes = layout, size
         self.staged = _views(memory, layout)
         self._staging_fd = fd
         if self._writer is not None and self._writer.poll() is None:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from background_checkpoint import BackgroundCheckpointer
-from checkpoint_files import load_latest
+from checkpoint_files import clean_leftovers, load_latest
 
 
 def make_run():
@@ -44,6 +44,7 @@ def train(steps, checkpointer=None, every=10, stop_after=None):
     model, optimizer = make_run()
     start = 0
     if checkpointer is not None:
+        clean_leftovers(checkpointer.directory)  # what a killed writer left
         state, path = load_latest(checkpointer.directory)
         if state is not None:
             model.load_state_dict(state["model"])
@@ -86,6 +87,9 @@ print("newest checkpoint:", load_latest("checkpoints")[1])
 state = training_state(model, optimizer, 60)
 tensors = [*state["model"].values(),
            *(t for s in state["optimizer"]["state"].values() for t in s.values())]
+print("tensors in the state:", len(tensors))
 print("bytes of the state's tensors:", sum(t.numel() * t.element_size() for t in tensors))
 print("bytes of staging memory:     ", checkpointer.staging_bytes)
+print("padded to 64 bytes each:     ", sum(-(-t.numel() * t.element_size() // 64) * 64
+                                          for t in tensors))
 # --8<-- [end:memory]

@@ -138,7 +138,7 @@ def test_tied_tensors_stay_tied_and_non_tensors_are_refused(tmp_path):
     state = {"encoder": weight, "decoder": weight, "view": weight.t()}
     with BackgroundCheckpointer(str(tmp_path), log=quiet, start="fork") as checkpointer:
         checkpointer.save(state, 1)
-        assert checkpointer.staging_bytes == 2 * 6 * 4  # the tied pair once, the view apart
+        assert checkpointer.staging_bytes == 2 * 64  # the tied pair once, the view apart
         with pytest.raises(TypeError, match="a Parameter in the state; pass state dicts"):
             checkpointer.save({"w": torch.nn.Parameter(torch.ones(2))}, 2)
     saved = torch.load(tmp_path / "ckpt-00000001.pt", weights_only=True)
@@ -148,19 +148,24 @@ def test_tied_tensors_stay_tied_and_non_tensors_are_refused(tmp_path):
 
 # --- memory: one staging copy, reused ------------------------------------------------------
 
+def padded(n):
+    """The staging bytes of small_state(step, n): its 3 + 2 tensors, each padded to 64 bytes."""
+    return sum(-(-4 * k // 64) * 64 for k in (n, 3, n, n, 1))
+
+
 def test_staging_memory_is_allocated_once_and_again_only_when_the_shapes_change(tmp_path):
     logged = []
     with BackgroundCheckpointer(str(tmp_path), log=logged.append, start="fork") as checkpointer:
         checkpointer.save(small_state(1, 1000), 1)
         pointers = [t.data_ptr() for t in checkpointer.staged]
         size = checkpointer.staging_bytes
-        assert size == (3 * 1000 + 3 + 1) * 4  # one copy of the state's tensors
+        assert size == padded(1000)  # one copy of the state's tensors
         for step in (2, 3):
             checkpointer.save(small_state(step, 1000), step)
             assert [t.data_ptr() for t in checkpointer.staged] == pointers
         assert logged == []
         checkpointer.save(small_state(4, 2000), 4)  # the model grew
-        assert checkpointer.staging_bytes == (3 * 2000 + 3 + 1) * 4
+        assert checkpointer.staging_bytes == padded(2000)
         assert len(logged) == 1 and "new staging memory of 0.0 MB replaces the old" in logged[0]
         checkpointer.wait()
         assert_complete(load_latest(str(tmp_path), log=quiet)[0], 4)
