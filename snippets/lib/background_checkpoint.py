@@ -123,7 +123,8 @@ def _shared_memory(size):
         import tempfile
         fd = os.dup(tempfile.TemporaryFile().fileno())
     os.ftruncate(fd, size)
-    return fd, mmap.mmap(fd, size)
+    # Every page at once (Linux): faster than a page fault per page during the first copy.
+    return fd, mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
 
 
 class BackgroundCheckpointer:
