@@ -376,7 +376,8 @@ def test_sigkill_of_the_writer_or_the_training_never_loses_a_committed_checkpoin
             zygote.stdin.flush()
             pid = int(zygote.stdout.readline())
             what = ("training", "writer", "both")[round_ % 3]
-            time.sleep(rng.uniform(0.05, 0.15))
+            _wait_for_a_first_save(reports)  # start-up (resume, fork) is not what is tested
+            time.sleep(rng.uniform(0.02, 0.25))
             if what in ("writer", "both"):
                 writers = [int(l.split()[1]) for l in reports.read_text().splitlines()
                            if l.startswith("writer ")]
@@ -414,9 +415,17 @@ def test_sigkill_of_the_writer_or_the_training_never_loses_a_committed_checkpoin
     print(f"\n{KILLS} rounds: {writer_kills} writers killed, {lost} saves lost with a "
           f"clear error, {mid_save} kills left a temporary file; last committed {committed}")
     assert zygote.returncode == 0, errors
-    assert committed >= 20, "the training made too little progress for the test to mean much"
+    assert committed >= 10, "the training made too little progress for the test to mean much"
     assert mid_save > 0, "no kill landed during a write: the test proves nothing"
     assert lost > 0, "no killed writer was seen by the training process"
+
+
+def _wait_for_a_first_save(reports, timeout=10):
+    """Until the training process reports its first save() returned (a loaded machine can
+    take a while to resume and start a writer)."""
+    started = time.perf_counter()
+    while "writer " not in reports.read_text() and time.perf_counter() - started < timeout:
+        time.sleep(0.005)
 
 
 def _wait_for_orphans(lines):
