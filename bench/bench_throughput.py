@@ -103,6 +103,8 @@ def throughput(params_m: float, steps: int, every: int, batch: int, workdir: Pat
     if Background is not None:
         d = workdir / "train-background"
         saver = Background(d, keep=2, checksum=True)
+        saver.save(state(), 0)  # starts the writer process and allocates the staging memory
+        saver.wait()
 
         def bg_close():
             saver.wait()
