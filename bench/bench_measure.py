@@ -25,6 +25,7 @@ SCHEMA = 2  # 2: blocked times of every save, the library's loads, training thro
 # (bench_render.TABLE_WORDS translates the few with words).
 SAVE_METHODS = {
     "raw": "raw bytes (write+fsync)",
+    "memory_copy": "memory copy of the state (no disk)",
     "torch_save": "`torch.save` + fsync",
     "save_checkpoint": "`save_checkpoint` (sha256, `latest`)",
     "safetensors": "safetensors + `torch.save` (optimizer)",

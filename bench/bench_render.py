@@ -262,6 +262,7 @@ TABLE_WORDS["ja"] |= {
     "train_head": ["パラメータ数", "1 ステップ（秒）", "方法", "1 回で失う時間（秒）",
                    "{every} ステップごとのとき失う割合", "1 分ごとのとき失う割合"],
     "save_methods": {**SAVE_METHODS, "raw": "生データ（書き込み + fsync）",
+                     "memory_copy": "状態のメモリ上のコピー（ディスクなし）",
                      "save_checkpoint": "`save_checkpoint`（sha256 ファイル、`latest`）",
                      "safetensors": "safetensors + `torch.save`（オプティマイザ）",
                      "dcp_async": "`dcp.async_save`（スレッド）",
@@ -567,7 +568,8 @@ def _plot_cpu(cpu: dict, out: Path, words: dict, suffix: str) -> list[Path]:
     paths = []
 
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8), dpi=90)
-    panels = ((axes[0], "save", [k for k in SAVES if k not in ("raw", "torch_save")], "blocked",
+    panels = ((axes[0], "save", [k for k in SAVES if k not in ("raw", "torch_save", "save_checkpoint",
+                                                               "safetensors", "dcp")], "blocked",
                "torch_save", "save", GOALS["blocked_over_sync"], words["blocked_over_sync"]),
               (axes[1], "load", [k for k in LOADS if k != "raw"], "load", "raw", "load",
                GOALS["load_over_raw"], words["load_over_raw"]))
