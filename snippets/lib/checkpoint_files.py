@@ -271,12 +271,17 @@ def clean_leftovers(directory):
 
 
 # --8<-- [start:fast_load]
+import contextlib
 import copy
+import hashlib
+import os
 import queue
 import sys
 import threading
 import zipfile
 from collections import OrderedDict
+
+import torch
 
 CHUNK = 32 << 20  # bytes per read: large sequential reads, as fast as the disk streams
 

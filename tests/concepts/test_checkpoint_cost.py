@@ -142,8 +142,9 @@ def test_what_the_page_concludes_of_the_ratios_holds():
     # Every save that does not stop training blocks less than a synchronous torch.save,
     for key in ("dcp_async", "dcp_async_process", "background"):
         assert blocked[key] < 1, key
-    # and no less than one copy of the state in memory: the floor on a CPU.
-    assert blocked["background"] > 0.8 * blocked["memory_copy"]
+    # and none less than one copy of the state in memory: the floor on a CPU (noise allowed).
+    for key in ("dcp_async", "dcp_async_process", "background"):
+        assert blocked[key] > 0.8 * blocked["memory_copy"], key
     # The background save costs training less per checkpoint than the synchronous save.
     lost = s["lost_per_checkpoint_s"]
     assert lost["background"] < lost["save_checkpoint"]
