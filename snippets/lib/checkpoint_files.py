@@ -345,7 +345,7 @@ def _tensors(obj, seen):
         for v in (obj.values() if isinstance(obj, dict) else obj):
             yield from _tensors(v, seen)
     elif not isinstance(obj, (str, bytes, int, float, complex, bool, type(None), torch.dtype,
-                              torch.device, torch.Size, slice, range, set, frozenset)):
+                              torch.device, torch.Size, slice, range)):
         raise _NotPlain(type(obj).__name__)
 
 

@@ -151,7 +151,7 @@ def test_what_the_page_concludes_of_the_ratios_holds():
     # load_checkpoint(fast=True) is the fastest load of a file; with its sha256 checked, faster
     # than load_checkpoint's two passes, and no faster than hashing the bytes in memory.
     files = [k for k in bench_measure.LOAD_METHODS if k not in ("raw", "sha256")]
-    assert min(files, key=load.get) == "fast_load_unchecked"
+    assert min(files, key=load.get) in ("fast_load", "fast_load_unchecked")
     assert load["fast_load"] < load["load_checkpoint"]
     assert load["fast_load"] > 0.9 * load["sha256"]
 
