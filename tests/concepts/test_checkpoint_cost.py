@@ -186,8 +186,18 @@ def test_the_ratio_tables_in_both_languages():
         2 + len(bench_measure.SAVE_METHODS) + 2 + len(bench_measure.LOAD_METHODS)
         + 2 + len(bench_measure.TRAIN_METHODS) + 2 + 4)
     assert "| ≤ 0.05× | 0.05× | ✓ |" in en and "| ≤ 1% | 1.7% | ✗ |" in en
+    # and the GPU run's staging and training tables
+    gpu = {**(GPU or {}), "staging": [{"params": 1e8, "bytes": 1.2e9, "stage_gb_s": 20.0,
+                                       "stage_share_of_pinned": 0.8, "dcp_async_process_blocked_s": 0.1,
+                                       "background_blocked_s": 0.07}],
+           "train": [{**v2["results"][0]["train"], "step_s": 0.05}]}
+    if GPU is not None:
+        gpu_en, gpu_ja = bench_render.render_gpu(gpu), bench_render.render_gpu(gpu, "ja")
+        assert numbers.findall(gpu_en) == numbers.findall(gpu_ja) and "| 0.80 | 0.10 | 0.07 |" in gpu_en
+        ja += gpu_ja.replace(GPU["machine"]["gpu"], "")
     text = re.sub(r"<!--.*?-->|`[^`]*`|\]\([^)]*\)", "", ja).replace("Some CPU", "")
-    allowed = {"GB", "GiB", "GB/s", "M", "Adam", "safetensors", "torch", "Python", "fsync", "sha256"}
+    allowed = {"GB", "GiB", "GB/s", "M", "Adam", "safetensors", "torch", "Python", "fsync", "sha256",
+               "CUDA", "cuda", "fused", "GPU", "CPU"}
     assert set(re.findall(r"[A-Za-z][A-Za-z0-9/]*", text)) - allowed == set()
 
 
