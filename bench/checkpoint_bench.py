@@ -1,27 +1,33 @@
-"""What checkpointing costs: save and load times of a model with Adam's state, measured.
+"""What checkpointing costs: save and load times of a model with Adam's state, and the training
+throughput a checkpoint every N steps costs, measured in one run, as ratios.
 
-A benchmark, not a test. For MLPs of about 10M, 30M and 100M parameters with Adam's state
-it times, in one run and against the disk's own limit (a raw write with fsync and a cold
-read of the same number of bytes):
+A benchmark, not a test. For MLPs of about 10M, 30M and 100M parameters with Adam's state it
+prints, for each size, side by side:
 
-- torch.save / torch.load, and torch.load(mmap=True)
-- safetensors for the weights + torch.save for the optimizer state
-- torch.distributed.checkpoint save / load (one process, world size 1, gloo)
-- torch.distributed.checkpoint.async_save: the time the caller is blocked vs the total
+- blocked time of every save method ÷ a synchronous `torch.save` (+ fsync): torch.save, the
+  site's save_checkpoint, safetensors + torch.save, dcp.save, dcp.async_save (thread; and
+  process, with a stager kept between saves), the site's BackgroundCheckpointer;
+- total time of every save ÷ a raw write + fsync of the same number of bytes;
+- load time ÷ a raw cold read of the same bytes: torch.load, torch.load(mmap=True),
+  safetensors, dcp.load, the site's load_checkpoint, and load_checkpoint(fast=True);
+- the training throughput lost at one checkpoint every N steps (`--every`), and scaled to
+  one checkpoint a minute, for save_checkpoint, dcp.async_save (process) and the background
+  save.
 
 Every save ends with the files fsync'ed; every load starts cold (the files are dropped from
 the page cache with posix_fadvise) and ends with the state loaded into a model and an Adam
-optimizer. Each figure is the median of several runs; the methods take turns in every run.
+optimizer. Each save/load figure is the median of several runs; the methods take turns in
+every run.
 
     python bench/checkpoint_bench.py                # CPU: JSON + plots + tables for the docs
-    python bench/checkpoint_bench.py --gpu --quick  # CUDA: step-on-GPU cost, GPU-to-CPU copies
+    python bench/checkpoint_bench.py --gpu --quick  # CUDA: step cost, copies, staging, throughput
     python bench/checkpoint_bench.py --render       # rewrite tables and plots from the JSON
 
-Outputs: docs/assets/bench/cpu.json (gpu.json), docs/assets/bench/*.png, and the tables that
-docs/concepts/checkpoint-cost.md embeds: outputs/concepts/checkpoint-cost/{cpu,gpu}.md (and
-{cpu,gpu}.ja.md, the same tables in Japanese, for the Japanese page).
-The command line only: the measurements are in bench_measure.py, tables and plots in
-bench_render.py.
+Outputs: docs/assets/bench/cpu.json (gpu.json), docs/assets/bench/*.png (and .ja.png), and the
+tables that docs/concepts/checkpoint-cost.md embeds: outputs/concepts/checkpoint-cost/{cpu,gpu}.md
+(and {cpu,gpu}.ja.md, the same tables in Japanese, for the Japanese page).
+The command line only: the measurements are in bench_measure.py (and the bench_*.py files it
+runs), tables and plots in bench_render.py.
 """
 
 from __future__ import annotations
@@ -45,11 +51,19 @@ def main(argv=None) -> int:
                     help="model sizes in millions of parameters (default: 10,30,100)")
     ap.add_argument("--repeats", type=int, default=5, help="runs per measurement; medians are reported")
     ap.add_argument("--dir", default=None, help="where the checkpoint files are written (default: $TMPDIR)")
-    ap.add_argument("--gpu", action="store_true", help="the CUDA part: step cost after resume, GPU-to-CPU copies")
+    ap.add_argument("--train-steps", type=int, default=None,
+                    help="training steps per throughput run, 0 to skip it (default: 60; 600 with --gpu)")
+    ap.add_argument("--every", type=int, default=None,
+                    help="a checkpoint every N training steps (default: 20; 200 with --gpu)")
+    ap.add_argument("--batch", type=int, default=None, help="training batch size (default: 16; 256 with --gpu)")
+    ap.add_argument("--gpu", action="store_true", help="the CUDA part: step cost after resume, GPU-to-CPU copies, staging, throughput")
     ap.add_argument("--quick", action="store_true", help="with --gpu: fewer sizes and steps (under a minute)")
     ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # --gpu --device cpu: smoke test
     ap.add_argument("--render", action="store_true", help="only rewrite tables and plots from the JSON")
     args = ap.parse_args(argv)
+    for name, cpu, gpu in (("train_steps", 60, 600), ("every", 20, 200), ("batch", 16, 256)):
+        if getattr(args, name) is None:
+            setattr(args, name, gpu if args.gpu else cpu)
 
     if args.render:
         for p in render_all(args.out, args.tables):

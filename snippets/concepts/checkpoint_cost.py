@@ -79,3 +79,66 @@ for p, p2 in zip(model.parameters(), model2.parameters()):
     assert all(torch.equal(state[k], state2[k]) for k in ("exp_avg", "exp_avg_sq", "step"))
 assert optimizer2.param_groups[0]["lr"] == 1e-3
 # --8<-- [end:roundtrip]
+
+# --8<-- [start:fast_resume_setup]
+import os
+
+from checkpoint_files import load_latest, save_checkpoint
+
+
+def make():
+    """Two parameter groups with their own hyperparameters, and a float64 parameter."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 8))
+    scale = nn.Parameter(torch.ones(8, dtype=torch.float64))
+    optimizer = torch.optim.AdamW([
+        {"params": model[0].parameters(), "lr": 1e-3, "weight_decay": 0.1},
+        {"params": [*model[2].parameters(), scale], "lr": 3e-4, "betas": (0.8, 0.95)},
+    ])
+    return model, scale, optimizer
+
+
+def train(model, scale, optimizer, start, stop):
+    for step in range(start, stop):
+        x = torch.randn(16, 64, generator=torch.Generator().manual_seed(step))  # batch of `step`
+        optimizer.zero_grad()
+        (model(x).double() * scale).square().mean().backward()
+        optimizer.step()
+
+
+model, scale, optimizer = make()
+train(model, scale, optimizer, 0, 30)  # the run without interruption
+
+model1, scale1, optimizer1 = make()
+train(model1, scale1, optimizer1, 0, 20)
+save_checkpoint({"model": model1.state_dict(), "scale": scale1.detach(),
+                 "optimizer": optimizer1.state_dict(), "step": 20}, "run", 20)
+# --8<-- [end:fast_resume_setup]
+
+# --8<-- [start:fast_resume]
+model2, scale2, optimizer2 = make()  # a new process builds them afresh
+state, path = load_latest("run", fast=True)  # one read of the file, sha256 checked meanwhile
+model2.load_state_dict(state["model"])
+with torch.no_grad():
+    scale2.copy_(state["scale"])
+optimizer2.load_state_dict(state["optimizer"])
+
+# The optimizer kept the tensors it was given (same device and dtype): no second copy.
+loaded = state["optimizer"]["state"]
+params2 = [*model2.parameters(), scale2]
+assert all(optimizer2.state[p]["exp_avg"].data_ptr() == loaded[i]["exp_avg"].data_ptr()
+           for i, p in enumerate(params2))
+
+train(model2, scale2, optimizer2, state["step"], 30)
+
+params = [*model.parameters(), scale]
+same_weights = all(torch.equal(p, p2) for p, p2 in zip(params, params2))
+same_state = all(
+    torch.equal(optimizer.state[p][k], optimizer2.state[p2][k])
+    and optimizer.state[p][k].dtype == optimizer2.state[p2][k].dtype
+    and optimizer.state[p][k].device == optimizer2.state[p2][k].device
+    for p, p2 in zip(params, params2) for k in ("step", "exp_avg", "exp_avg_sq"))
+print(f"resumed from {os.path.basename(path)} at step {state['step']}, trained to step 30")
+print(f"weights bitwise equal to the run without interruption: {same_weights}")
+print(f"Adam's moments and steps bitwise equal, same dtypes and devices: {same_state}")
+# --8<-- [end:fast_resume]

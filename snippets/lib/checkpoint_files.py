@@ -270,6 +270,152 @@ def clean_leftovers(directory):
 # --8<-- [end:clean_leftovers]
 
 
+# --8<-- [start:fast_load]
+import contextlib
+import copy
+import hashlib
+import os
+import queue
+import sys
+import threading
+import zipfile
+from collections import OrderedDict
+
+import torch
+
+CHUNK = 32 << 20  # bytes per read: large sequential reads, as fast as the disk streams
+
+
+class _Sha256Thread:
+    """sha256 of the pieces given to it, in order, computed in a thread while the caller goes
+    on reading: hashlib releases the GIL on buffers over 2 KiB, so reading and hashing overlap."""
+
+    def __init__(self):
+        self.sha256, self.pieces = hashlib.sha256(), queue.Queue(maxsize=8)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while (piece := self.pieces.get()) is not None:
+            self.sha256.update(piece)
+
+    def update(self, piece):
+        self.pieces.put(piece)
+
+    def hexdigest(self):
+        self.pieces.put(None)
+        self.thread.join()
+        return self.sha256.hexdigest()
+
+
+class _NotPlain(Exception):
+    """Not a checkpoint that the fast reader handles: load it with torch.load instead."""
+
+
+def _storage_plan(f):
+    """The checkpoint's structure without its data (torch.load to the meta device reads only
+    the pickle and the zip directory), and the file offset and size of every storage."""
+    with zipfile.ZipFile(f) as z:  # a file saved on a big-endian machine needs byte swaps
+        order = [n for n in z.namelist() if n.endswith("/byteorder")]
+        if order and z.read(order[0]).decode() != sys.byteorder:
+            raise _NotPlain("byte order")
+    f.seek(0)
+    meta = torch.load(f, map_location="meta", weights_only=True)
+    storages = {}  # file offset -> bytes
+    for t in _tensors(meta, {}):
+        s = t.untyped_storage()
+        offset = getattr(s, "_checkpoint_offset", None)
+        if offset is None:
+            raise _NotPlain("no storage offset")
+        storages[offset] = s.nbytes()
+    return meta, storages
+
+
+def _tensors(obj, seen):
+    """Every tensor in a loaded checkpoint; _NotPlain for anything but containers and values."""
+    if id(obj) in seen:
+        return
+    seen[id(obj)] = obj
+    if isinstance(obj, torch.Tensor):
+        if type(obj) not in (torch.Tensor, torch.nn.Parameter) or obj.layout != torch.strided \
+                or obj.is_quantized:
+            raise _NotPlain(type(obj).__name__)
+        yield obj
+    elif type(obj) in (dict, OrderedDict, list, tuple):
+        for v in (obj.values() if isinstance(obj, dict) else obj):
+            yield from _tensors(v, seen)
+    elif not isinstance(obj, (str, bytes, int, float, complex, bool, type(None), torch.dtype,
+                              torch.device, torch.Size, slice, range)):
+        raise _NotPlain(type(obj).__name__)
+
+
+def _rebuild(obj, buffers, done):
+    """The checkpoint again, each meta tensor replaced by one on its storage's buffer."""
+    if id(obj) in done:
+        return done[id(obj)]
+    if isinstance(obj, torch.Tensor):
+        s = obj.untyped_storage()
+        t = torch.empty(0, dtype=obj.dtype).set_(
+            buffers[s._checkpoint_offset].untyped_storage(), obj.storage_offset(), obj.shape,
+            obj.stride())
+        out = torch.nn.Parameter(t, obj.requires_grad) if type(obj) is torch.nn.Parameter \
+            else t.requires_grad_(obj.requires_grad)
+    elif isinstance(obj, dict):
+        out = copy.copy(obj)  # keeps the state dict's _metadata (module versions)
+        for k, v in obj.items():
+            out[k] = _rebuild(v, buffers, done)
+    elif type(obj) in (list, tuple):
+        out = type(obj)(_rebuild(v, buffers, done) for v in obj)
+    else:
+        out = obj
+    done[id(obj)] = out
+    return out
+
+
+def _read_fast(f, path, hasher):
+    """Read the whole file once, in file order, with large reads: each storage straight into
+    its own new tensor, the bytes between them (zip headers, the pickle) into small buffers,
+    and every piece to `hasher` if given. Returns the checkpoint, or None if `f` is not a
+    plain checkpoint (an old format, a big-endian file, tensor subclasses): load it with
+    torch.load then."""
+    try:
+        meta, storages = _storage_plan(f)
+    except Exception:  # noqa: BLE001 - torch.load, on the same file, says what is wrong
+        return None
+    size = os.fstat(f.fileno()).st_size
+    with contextlib.suppress(AttributeError, OSError):
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)  # a larger read-ahead
+    buffers, pos = {}, 0
+    f.seek(0)
+
+    def read_into(view):
+        nonlocal pos
+        for i in range(0, len(view), CHUNK):
+            piece = view[i:i + CHUNK]
+            got = 0
+            while got < len(piece):
+                n = f.readinto(piece[got:])
+                if not n:
+                    raise CheckpointError(f"{path}: the file ended at byte {pos + got} while "
+                                          "being read (truncated meanwhile?). Load it again, "
+                                          "or load an older checkpoint.")
+                got += n
+            if hasher is not None:
+                hasher.update(piece)
+            pos += len(piece)
+
+    for offset in sorted(storages):
+        if offset < pos:
+            raise CheckpointError(f"{path}: storages overlap at byte {offset}: not a file that "
+                                  "torch.save wrote. Load an older checkpoint.")
+        read_into(memoryview(bytearray(offset - pos)))  # headers between two storages
+        buffers[offset] = torch.empty(storages[offset], dtype=torch.uint8)
+        read_into(memoryview(buffers[offset].numpy()))
+    read_into(memoryview(bytearray(size - pos)))  # the zip directory at the end
+    return _rebuild(meta, buffers, {})
+# --8<-- [end:fast_load]
+
+
 # --8<-- [start:load_checkpoint]
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used; the message names the file and the problem."""
@@ -300,11 +446,12 @@ def _unreadable(path, e):
                            "Load an older checkpoint, or check the disk.")
 
 
-def load_checkpoint(path, require_checksum=False, keys=()):
+def load_checkpoint(path, require_checksum=False, keys=(), fast=False):
     """torch.load with weights_only=True, and an error that says which file and what is wrong.
 
     The file is opened once: the bytes checked against the sha256 are the bytes loaded, even
-    if another process removes or replaces the file meanwhile.
+    if another process removes or replaces the file meanwhile. With `fast`, it is also read
+    once: large reads straight into the tensors, the sha256 computed in a thread meanwhile.
     """
     sidecar = path + ".sha256"
     try:  # the sidecar first: save_checkpoint removes the checkpoint first
@@ -332,28 +479,44 @@ def load_checkpoint(path, require_checksum=False, keys=()):
         if os.fstat(f.fileno()).st_size == 0:
             raise CheckpointError(f"{path}: the file is empty (a save was interrupted). "
                                   "Load an older checkpoint.")
-        if expected is not None:
+        if expected is None and require_checksum:
+            raise CheckpointError(f"{path}: no {os.path.basename(sidecar)} beside it")
+        state = None
+        if fast:
+            hasher = _Sha256Thread() if expected is not None else None
+            try:
+                state = _read_fast(f, path, hasher)
+            finally:
+                digest = hasher.hexdigest() if hasher is not None else None
+            if state is None:
+                f.seek(0)  # not a plain checkpoint: the checks and torch.load below
+            elif digest != expected:
+                _mismatch(path, sidecar)
+        if state is None and expected is not None:
             h = hashlib.sha256()
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
             if h.hexdigest() != expected:
-                raise CheckpointError(
-                    f"{path}: sha256 does not match {os.path.basename(sidecar)}: the file "
-                    "changed after it was saved (truncated, or damaged on disk or in a "
-                    "copy). Load an older checkpoint.")
+                _mismatch(path, sidecar)
             f.seek(0)
-        elif require_checksum:
-            raise CheckpointError(f"{path}: no {os.path.basename(sidecar)} beside it")
-        try:
-            state = torch.load(f, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - every failure becomes one clear message
-            raise CheckpointError(
-                f"{path}: torch.load failed ({_first_line(e)}); the file is truncated, "
-                "corrupt or not a checkpoint. Load an older checkpoint.") from e
+        if state is None:
+            try:
+                state = torch.load(f, map_location="cpu", weights_only=True)
+            except Exception as e:  # noqa: BLE001 - every failure becomes one clear message
+                raise CheckpointError(
+                    f"{path}: torch.load failed ({_first_line(e)}); the file is truncated, "
+                    "corrupt or not a checkpoint. Load an older checkpoint.") from e
     missing = [k for k in keys if k not in state]
     if missing:
         raise CheckpointError(f"{path}: incomplete checkpoint, missing keys {missing}")
     return state
+
+
+def _mismatch(path, sidecar):
+    raise CheckpointError(
+        f"{path}: sha256 does not match {os.path.basename(sidecar)}: the file "
+        "changed after it was saved (truncated, or damaged on disk or in a "
+        "copy). Load an older checkpoint.")
 # --8<-- [end:load_checkpoint]
 
 
