@@ -23,7 +23,6 @@ from background_checkpoint import BackgroundCheckpointer, BackgroundSaveError
 from checkpoint_files import (CHECKPOINT, DiskFullError, TMP_PREFIX, clean_leftovers,
                               load_latest, read_latest, save_checkpoint)
 from cookbook_testing.checkpoints import assert_complete, small_state
-from cookbook_testing.devices import cuda_available
 from cookbook_testing.pages import ROOT, assert_quoted, program_env
 
 PAGE = "recipes/background-save.md"
@@ -472,7 +471,6 @@ def test_dcp_async_save_writes_a_directory_of_its_own_format(tmp_path):
 # --- the GPU path ----------------------------------------------------------------------------
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not cuda_available(), reason="needs a CUDA GPU (make test-gpu runs it)")
 def test_cuda_tensors_are_staged_in_pinned_memory_and_saved_bitwise(tmp_path):
     model = torch.nn.Linear(64, 64).cuda()
     optimizer = torch.optim.Adam(model.parameters(), fused=True)
