@@ -40,11 +40,15 @@ help: ## List the targets
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# nbconvert, imported by mkdocs-jupyter, otherwise loads every exporter it knows (PDF, slides...)
+# to list them in a help text the build never shows: half a second of every build.
+SITE_ENV := NBCONVERT_DISABLE_CONFIG_EXPORTERS=1
+
 serve: $(DOCS_DEPS) node ## Serve the site on http://127.0.0.1:8000 (both languages)
-	$(PYTHON) -m mkdocs serve --dev-addr 127.0.0.1:8000
+	$(SITE_ENV) $(PYTHON) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
 build: $(DOCS_DEPS) node ## Strict build into site/ (SITE_URL=https://... for the hosted address)
-	$(PYTHON) -m mkdocs build --strict
+	$(SITE_ENV) $(PYTHON) -m mkdocs build --strict
 
 # DeepSpeed compiles a small shared-memory op at its first use on a CPU (about two CPU-minutes):
 # built once here, into the ignored .cache/ that tests/cookbook_testing names as

@@ -1,0 +1,105 @@
+"""What a rebuild takes from the cache (hooks/build_cache.py, sitebuild.reuse): the same as it
+would compute, and computed again when anything it depends on changes."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import jinja2
+import pymdownx.highlight
+import pytest
+
+from sitebuild import reuse
+from sitebuild.layout import ROOT
+
+
+class Counted:
+    """Wraps a function (its signature too) and counts its calls."""
+
+    def __init__(self, function):
+        self.function, self.calls = function, 0
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.function(*args, **kwargs)
+
+
+def test_highlighted_code_is_reused_until_its_source_or_settings_change(tmp_path):
+    original = Counted(pymdownx.highlight.Highlight.highlight)
+    cached = reuse.cached_highlight(original, "versions", cache=tmp_path)
+    highlighter = pymdownx.highlight.Highlight(None, pygments_lang_class=True, anchor_linenums=True)
+
+    first = cached(highlighter, "x = 1\n", "python", code_block_count=3)
+    assert first == original.function(highlighter, "x = 1\n", "python", code_block_count=3)
+    assert "__codelineno-3-1" in first
+    assert cached(highlighter, "x = 1\n", "python", code_block_count=3) == first
+    assert original.calls == 1
+
+    assert "__codelineno-4-1" in cached(highlighter, "x = 1\n", "python", code_block_count=4)
+    assert cached(highlighter, "x = 2\n", "python", code_block_count=3) != first
+    assert original.calls == 3
+    highlighter.pygments_lang_class = False
+    assert "language-python" not in cached(highlighter, "x = 1\n", "python", code_block_count=3)
+    assert reuse.cached_highlight(original, "newer pygments", cache=tmp_path)(
+        highlighter, "x = 1\n", "python", code_block_count=3)
+    assert original.calls == 5
+
+    cached(highlighter, "x", "python", inline=True)  # an element, not text: never cached
+    cached(highlighter, "x", "python", inline=True)
+    assert original.calls == 7
+
+
+def _page(content="<h1 id='t'>T</h1><p>text</p>", url="a/", title="T", meta=None, toc=()):
+    return SimpleNamespace(content=content, url=url, title=title, meta=meta or {}, toc=list(toc))
+
+
+def test_search_entries_are_reused_until_the_page_changes(tmp_path):
+    def add_entry(index, page):
+        index.entries.append({"location": page.url, "title": page.title, "text": page.content})
+
+    original = Counted(add_entry)
+    cached = reuse.cached_search_entries(original, "versions", cache=tmp_path)
+    index = SimpleNamespace(entries=[{"location": "other/"}])
+    cached(index, _page())
+    cached(index, _page())
+    assert original.calls == 1
+    assert index.entries[1] == index.entries[2] == {"location": "a/", "title": "T",
+                                                     "text": "<h1 id='t'>T</h1><p>text</p>"}
+    link = SimpleNamespace(title="T", id="t", url="#t", level=1, children=[])
+    for changed in (_page(content="<p>new</p>"), _page(url="b/"), _page(title="U"),
+                    _page(meta={"search": {"boost": 2}}), _page(toc=[link])):
+        cached(index, changed)
+    assert original.calls == 6
+
+
+def test_compiled_templates_are_kept_apart_for_another_environment():
+    env = jinja2.Environment()
+    assert reuse.template_cache(env) == reuse.template_cache(jinja2.Environment())
+    env.filters["url"] = lambda value: value
+    assert reuse.template_cache(env) != reuse.template_cache(jinja2.Environment())
+    with_loops = jinja2.Environment(extensions=["jinja2.ext.loopcontrols"])
+    assert reuse.template_cache(with_loops) != reuse.template_cache(jinja2.Environment())
+
+
+def _hook():
+    spec = importlib.util.spec_from_file_location("build_cache_hook", ROOT / "hooks" / "build_cache.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_each_language_keeps_its_own_rendered_notebooks(lang):
+    """mkdocs-jupyter deletes the cached notebooks that a build did not use: in one folder, the
+    Japanese build deleted the English notebook and the next English build the Japanese one."""
+    jupyter = SimpleNamespace(config={"cache_dir": ".cache/mkdocs-jupyter"})
+    config = SimpleNamespace(config_file_path=str(ROOT / "mkdocs.yml"),
+                             plugins={"mkdocs-jupyter": jupyter,
+                                      "i18n": SimpleNamespace(current_language=lang)})
+    _hook().on_pre_build(config)
+    folder = Path(jupyter.config["cache_dir"])
+    assert folder.name == lang and folder.is_relative_to(ROOT / ".cache" / "mkdocs-jupyter")
