@@ -1,16 +1,17 @@
 """A rebuild redoes only what changed: highlighted code, search entries and compiled templates
-come from the cache when their input is unchanged (sitebuild.reuse), and each language keeps
-its own cache of rendered notebooks."""
+come from the cache when their input is unchanged, and under `make serve` so do rendered pages
+(sitebuild.reuse); each language keeps its own cache of rendered notebooks."""
 
 from importlib.metadata import version
 from pathlib import Path
 
 import material.plugins.search.plugin as material_search
 import pymdownx.highlight
-from mkdocs.exceptions import PluginError
 from jinja2 import FileSystemBytecodeCache
+from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
-from sitebuild.reuse import cached_highlight, cached_search_entries, template_cache
+from mkdocs.structure.pages import Page
+from sitebuild.reuse import cached_highlight, cached_search_entries, remembered_render, template_cache
 
 HIGHLIGHT_VERSIONS = f"pygments {version('pygments')}, pymdown-extensions {version('pymdown-extensions')}"
 SEARCH_VERSIONS = (f"mkdocs-material {version('mkdocs-material')}, "
@@ -25,6 +26,15 @@ def _patch(owner, name, wrap, versions):
         raise PluginError(f"hooks/build_cache.py: {owner.__name__}.{name} is gone (a new "
                           f"version?): update hooks/sitebuild/reuse.py or remove the hook")
     setattr(owner, name, wrap(getattr(current, "__wrapped__", current), versions))
+
+
+def on_startup(command, dirty):
+    """`make serve`: a rebuild renders again only the pages whose Markdown, embedded files or
+    links changed (the others keep their HTML from the last rebuild, in memory); `make build`
+    renders every page."""
+    if command == "serve":
+        current = Page.render
+        Page.render = remembered_render(getattr(current, "__wrapped__", current))
 
 
 def on_config(config):

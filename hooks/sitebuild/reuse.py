@@ -9,6 +9,9 @@ because the content that determines it has not changed (hooks/build_cache.py):
   HTML, address, title, metadata and table of contents (all it reads) and Material's version.
 - The theme's templates, compiled by Jinja (its bytecode cache, in a folder named by the
   environment that compiles them).
+- Under `make serve` only, in memory: each page's Markdown rendered as HTML, keyed by the page's
+  text, the files it embeds, the configuration, and where every file is (`render_key`); a
+  rebuild renders again only the pages whose inputs changed.
 
 Each value is a file in .cache/sitebuild/<kind>/, named by the hash of its key, written whole
 or not at all (builds and test workers share the cache); `make clean` removes it. The math
@@ -17,16 +20,19 @@ or not at all (builds and test workers share the cache); `make clean` removes it
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import inspect
 import json
+import logging
 import re
 import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
 
+from sitebuild import layout
 from sitebuild.layout import CACHE, write_cached
 
 HIGHLIGHT_CACHE = CACHE / "highlight"
@@ -133,3 +139,98 @@ def template_cache(env, cache: Path = TEMPLATE_CACHE) -> Path:
                 if k not in ("loader", "cache", "bytecode_cache", "globals", "filters", "tests")}
     return cache / key_of(sys.version, version("jinja2"), settings, named(env.filters),
                           named(env.tests))
+
+
+# `make serve` only: pages whose Markdown rendered before in this process, by render_key.
+RENDERED: dict[str, dict] = {}
+MISSING = object()
+
+
+def _included(text: str, bases: list[Path], seen: set[str]) -> list:
+    """(file, hash of its text) for every file a text embeds, and those they embed."""
+    out = []
+    for target in layout.includes(text):
+        name = layout.split_include(target)[0]
+        if name in seen:
+            continue
+        seen.add(name)
+        for base in bases:
+            path = Path(base) / name
+            if path.is_file():
+                content = path.read_text(encoding="utf-8")
+                out.append([str(path), hashlib.sha256(content.encode("utf-8")).hexdigest()])
+                out += _included(content, bases, seen)
+    return out
+
+
+def render_key(page, config, files) -> str | None:
+    """Everything the Markdown of a page is rendered from: its text (after the hooks), the
+    files it embeds, the site's configuration file and Markdown settings, where the page is
+    and where every other file is (links are rewritten to them). None for a page that embeds
+    in a form other than `--8<-- "file"` lines: its embedded files are not known here."""
+    text = page.markdown
+    marks = [line for line in text.split("\n") if "8<-" in line]
+    if len(marks) != len(layout.includes(text)):
+        return None
+    snippets = (config["mdx_configs"] or {}).get("pymdownx.snippets", {})
+    bases = [Path(b) for b in snippets.get("base_path", ["."])]
+    site = Path(config["config_file_path"]).read_text(encoding="utf-8")
+    return key_of(text, _included(text, bases, set()), site, _described(config["markdown_extensions"]),
+                  _described(config["mdx_configs"]), _described(config["validation"]),
+                  config["use_directory_urls"], config["docs_dir"],
+                  page.file.src_uri, page.file.url, page.file.dest_uri,
+                  sorted((f.src_uri, f.url) for f in files), logging.getLogger("mkdocs").getEffectiveLevel())
+
+
+class _Warnings(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record):
+        self.count += 1
+
+
+def remembered_render(render: Callable, memo: dict = RENDERED) -> Callable:
+    """MkDocs' `Page.render(page, config, files)`, which turns the page's Markdown into HTML
+    and sets its content, table of contents, title, anchors and links to anchors: a page
+    rendered before from the same inputs gets what that render set instead. A render that
+    logged a warning is not remembered, so that the warning comes again."""
+    @functools.wraps(render)
+    def remembered(page, config, files):
+        key = render_key(page, config, files)
+        if key is not None and key in memo:
+            _restore(page, memo[key], files)
+            return None
+        warnings = _Warnings()
+        loggers = [logging.getLogger("mkdocs"), logging.getLogger()]
+        for logger in loggers:
+            logger.addHandler(warnings)
+        try:
+            result = render(page, config, files)
+        finally:
+            for logger in loggers:
+                logger.removeHandler(warnings)
+        if key is not None and not warnings.count:
+            memo[key] = _snapshot(page)
+        return result
+    return remembered
+
+
+def _snapshot(page) -> dict:
+    links = page.__dict__.get("links_to_anchors", MISSING)
+    return {"content": page.content, "toc": copy.deepcopy(page.toc),
+            "title": page._title_from_render, "anchors": set(page.present_anchor_ids or ()),
+            "links": links if links is MISSING or links is None
+            else {f.src_uri: dict(v) for f, v in links.items()}}
+
+
+def _restore(page, saved: dict, files) -> None:
+    page.content = saved["content"]
+    page.toc = copy.deepcopy(saved["toc"])
+    page._title_from_render = saved["title"]
+    page.present_anchor_ids = set(saved["anchors"])
+    links = saved["links"]
+    if links is not MISSING:
+        page.links_to_anchors = links if links is None else {
+            files.get_file_from_path(uri): dict(v) for uri, v in links.items()}

@@ -103,3 +103,78 @@ def test_each_language_keeps_its_own_rendered_notebooks(lang):
     _hook().on_pre_build(config)
     folder = Path(jupyter.config["cache_dir"])
     assert folder.name == lang and folder.is_relative_to(ROOT / ".cache" / "mkdocs-jupyter")
+
+
+class FakePage:
+    def __init__(self, markdown, src_uri="recipes/a.md"):
+        self.markdown = markdown
+        self.file = SimpleNamespace(src_uri=src_uri, url=src_uri.replace(".md", "/"),
+                                    dest_uri=src_uri.replace(".md", "/index.html"))
+
+
+class FakeFile:
+    def __init__(self, src_uri, url):
+        self.src_uri, self.url = src_uri, url
+
+
+class FakeFiles(list):
+    def get_file_from_path(self, uri):
+        return next(f for f in self if f.src_uri == uri)
+
+
+def _site(tmp_path):
+    (tmp_path / "snippets").mkdir()
+    (tmp_path / "snippets" / "a.py").write_text("# --8<-- [start:x]\nx = 1\n# --8<-- [end:x]\n")
+    (tmp_path / "mkdocs.yml").write_text("site_name: t\n")
+    config = {"mdx_configs": {"pymdownx.snippets": {"base_path": [str(tmp_path / "snippets")]}},
+              "config_file_path": str(tmp_path / "mkdocs.yml"), "markdown_extensions": ["toc"],
+              "validation": {}, "use_directory_urls": True, "docs_dir": str(tmp_path / "docs")}
+    files = FakeFiles([FakeFile("recipes/a.md", "recipes/a/")])
+    return config, files
+
+
+def _render(page, config, files):
+    page.content = f"<p>{page.markdown}</p>"
+    page.toc, page._title_from_render, page.present_anchor_ids = [], "A", {"x"}
+    page.links_to_anchors = {files[0]: {"x": "a.md#x"}}
+
+
+def test_serve_renders_again_only_a_page_whose_inputs_changed(tmp_path):
+    config, files = _site(tmp_path)
+    text = '# A\n\n```python\n--8<-- "a.py:x"\n```\n'
+    original, memo = Counted(_render), {}
+    render = reuse.remembered_render(original, memo)
+    render(FakePage(text), config, files)
+    again, files = FakePage(text), FakeFiles([FakeFile("recipes/a.md", "recipes/a/")])
+    render(again, config, files)  # the next rebuild: the same inputs, new File objects
+    assert original.calls == 1
+    assert (again.content, again._title_from_render, again.present_anchor_ids) == (f"<p>{text}</p>", "A", {"x"})
+    assert again.links_to_anchors == {files[0]: {"x": "a.md#x"}}
+
+    key = reuse.render_key(FakePage(text), config, files)
+    (tmp_path / "snippets" / "a.py").write_text("# --8<-- [start:x]\nx = 2\n# --8<-- [end:x]\n")
+    assert reuse.render_key(FakePage(text), config, files) != key, "an embedded file changed"
+    assert reuse.render_key(FakePage(text + "more\n"), config, files) != key
+    assert reuse.render_key(FakePage(text, "recipes/b.md"), config, files) != key
+    moved = FakeFiles([FakeFile("recipes/a.md", "recipes/a.html")])
+    assert reuse.render_key(FakePage(text), config, moved) != key, "links are rewritten to files"
+    (tmp_path / "mkdocs.yml").write_text("site_name: u\n")
+    assert reuse.render_key(FakePage(text), config, files) != key, "the configuration changed"
+    block = "--8<--\na.py\n--8<--\n"  # embeds a file in a form render_key does not read
+    assert reuse.render_key(FakePage(block), config, files) is None
+
+
+def test_a_render_that_warned_is_rendered_again(tmp_path):
+    import logging
+
+    config, files = _site(tmp_path)
+
+    def warns(page, config, files):
+        _render(page, config, files)
+        logging.getLogger("mkdocs.structure.pages").warning("a link to nowhere")
+
+    original = Counted(warns)
+    render = reuse.remembered_render(original, {})
+    render(FakePage("# A\n"), config, files)
+    render(FakePage("# A\n"), config, files)
+    assert original.calls == 2
