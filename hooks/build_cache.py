@@ -1,6 +1,6 @@
-"""A rebuild redoes only what changed: highlighted code, search entries and compiled templates
-come from the cache when their input is unchanged, and under `make serve` so do rendered pages
-(sitebuild.reuse); each language keeps its own cache of rendered notebooks."""
+"""A rebuild redoes only what changed: rendered pages, highlighted code, search entries and
+compiled templates come from the cache when their input is unchanged (sitebuild.reuse), and
+each language keeps its own cache of rendered notebooks."""
 
 from importlib.metadata import version
 from pathlib import Path
@@ -28,16 +28,9 @@ def _patch(owner, name, wrap, versions):
     setattr(owner, name, wrap(getattr(current, "__wrapped__", current), versions))
 
 
-def on_startup(command, dirty):
-    """`make serve`: a rebuild renders again only the pages whose Markdown, embedded files or
-    links changed (the others keep their HTML from the last rebuild, in memory); `make build`
-    renders every page."""
-    if command == "serve":
-        current = Page.render
-        Page.render = remembered_render(getattr(current, "__wrapped__", current))
-
-
 def on_config(config):
+    current = Page.render
+    Page.render = remembered_render(getattr(current, "__wrapped__", current))
     _patch(pymdownx.highlight.Highlight, "highlight", cached_highlight, HIGHLIGHT_VERSIONS)
     _patch(material_search.SearchIndex, "add_entry_from_context", cached_search_entries,
            SEARCH_VERSIONS)

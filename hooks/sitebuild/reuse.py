@@ -9,9 +9,10 @@ because the content that determines it has not changed (hooks/build_cache.py):
   HTML, address, title, metadata and table of contents (all it reads) and Material's version.
 - The theme's templates, compiled by Jinja (its bytecode cache, in a folder named by the
   environment that compiles them).
-- Under `make serve` only, in memory: each page's Markdown rendered as HTML, keyed by the page's
-  text, the files it embeds, the configuration, and where every file is (`render_key`); a
-  rebuild renders again only the pages whose inputs changed.
+- Rendered pages: what MkDocs sets when it renders a page's Markdown as HTML (content, table of
+  contents, title, anchors), keyed by the page's text after the hooks, the files it embeds,
+  the configuration, where every file is (links are rewritten to them) and the versions of
+  what renders it (`render_key`); kept in memory too, for the rebuilds of `make serve`.
 
 Each value is a file in .cache/sitebuild/<kind>/, named by the hash of its key, written whole
 or not at all (builds and test workers share the cache); `make clean` removes it. The math
@@ -26,8 +27,11 @@ import hashlib
 import inspect
 import json
 import logging
+import os
+import pickle
 import re
 import sys
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
@@ -141,8 +145,10 @@ def template_cache(env, cache: Path = TEMPLATE_CACHE) -> Path:
                           named(env.tests))
 
 
-# `make serve` only: pages whose Markdown rendered before in this process, by render_key.
-RENDERED: dict[str, dict] = {}
+RENDER_CACHE = CACHE / "pages"
+RENDERED: dict[str, dict] = {}  # what this process rendered or read, by render_key (`make serve`)
+# What renders Markdown, besides the configuration: a newer version may render differently.
+RENDERERS = ("markdown", "pymdown-extensions", "mkdocs", "pygments")
 MISSING = object()
 
 
@@ -163,6 +169,11 @@ def _included(text: str, bases: list[Path], seen: set[str]) -> list:
     return out
 
 
+@functools.cache
+def _renderers() -> list[str]:
+    return [sys.version, *(f"{name} {version(name)}" for name in RENDERERS)]
+
+
 def render_key(page, config, files) -> str | None:
     """Everything the Markdown of a page is rendered from: its text (after the hooks), the
     files it embeds, the site's configuration file and Markdown settings, where the page is
@@ -175,7 +186,8 @@ def render_key(page, config, files) -> str | None:
     snippets = (config["mdx_configs"] or {}).get("pymdownx.snippets", {})
     bases = [Path(b) for b in snippets.get("base_path", ["."])]
     site = Path(config["config_file_path"]).read_text(encoding="utf-8")
-    return key_of(text, _included(text, bases, set()), site, _described(config["markdown_extensions"]),
+    return key_of(_renderers(),
+                  text, _included(text, bases, set()), site, _described(config["markdown_extensions"]),
                   _described(config["mdx_configs"]), _described(config["validation"]),
                   config["use_directory_urls"], config["docs_dir"],
                   page.file.src_uri, page.file.url, page.file.dest_uri,
@@ -191,14 +203,18 @@ class _Warnings(logging.Handler):
         self.count += 1
 
 
-def remembered_render(render: Callable, memo: dict = RENDERED) -> Callable:
+def remembered_render(render: Callable, memo: dict = RENDERED,
+                      cache: Path | None = RENDER_CACHE) -> Callable:
     """MkDocs' `Page.render(page, config, files)`, which turns the page's Markdown into HTML
     and sets its content, table of contents, title, anchors and links to anchors: a page
-    rendered before from the same inputs gets what that render set instead. A render that
-    logged a warning is not remembered, so that the warning comes again."""
+    rendered before from the same inputs (in this process, or by an earlier build, from the
+    cache) gets what that render set instead. A render that logged a warning is not
+    remembered, so that the warning comes again."""
     @functools.wraps(render)
     def remembered(page, config, files):
         key = render_key(page, config, files)
+        if key is not None and key not in memo and cache is not None and (cache / key).is_file():
+            memo[key] = pickle.loads((cache / key).read_bytes())
         if key is not None and key in memo:
             _restore(page, memo[key], files)
             return None
@@ -213,8 +229,19 @@ def remembered_render(render: Callable, memo: dict = RENDERED) -> Callable:
                 logger.removeHandler(warnings)
         if key is not None and not warnings.count:
             memo[key] = _snapshot(page)
+            if cache is not None:
+                _write_bytes(cache / key, pickle.dumps(memo[key]))
         return result
     return remembered
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Whole or not at all, as layout.write_cached."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def _snapshot(page) -> dict:

@@ -143,7 +143,7 @@ def test_serve_renders_again_only_a_page_whose_inputs_changed(tmp_path):
     config, files = _site(tmp_path)
     text = '# A\n\n```python\n--8<-- "a.py:x"\n```\n'
     original, memo = Counted(_render), {}
-    render = reuse.remembered_render(original, memo)
+    render = reuse.remembered_render(original, memo, cache=None)
     render(FakePage(text), config, files)
     again, files = FakePage(text), FakeFiles([FakeFile("recipes/a.md", "recipes/a/")])
     render(again, config, files)  # the next rebuild: the same inputs, new File objects
@@ -174,7 +174,21 @@ def test_a_render_that_warned_is_rendered_again(tmp_path):
         logging.getLogger("mkdocs.structure.pages").warning("a link to nowhere")
 
     original = Counted(warns)
-    render = reuse.remembered_render(original, {})
+    render = reuse.remembered_render(original, {}, cache=tmp_path / "pages")
     render(FakePage("# A\n"), config, files)
     render(FakePage("# A\n"), config, files)
+    assert original.calls == 2
+
+
+def test_a_page_rendered_by_an_earlier_build_comes_from_the_cache(tmp_path):
+    config, files = _site(tmp_path)
+    text = '# A\n\n```python\n--8<-- "a.py:x"\n```\n'
+    original = Counted(_render)
+    reuse.remembered_render(original, {}, cache=tmp_path / "pages")(FakePage(text), config, files)
+    later, files = FakePage(text), FakeFiles([FakeFile("recipes/a.md", "recipes/a/")])
+    reuse.remembered_render(original, {}, cache=tmp_path / "pages")(later, config, files)
+    assert original.calls == 1
+    assert later.content == f"<p>{text}</p>" and later.links_to_anchors == {files[0]: {"x": "a.md#x"}}
+    (tmp_path / "snippets" / "a.py").write_text("# --8<-- [start:x]\nx = 2\n# --8<-- [end:x]\n")
+    reuse.remembered_render(original, {}, cache=tmp_path / "pages")(FakePage(text), config, files)
     assert original.calls == 2
