@@ -25,7 +25,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build test test-scaffold lint-ja verified new-page test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build build-times test test-scaffold lint-ja verified new-page test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,11 +40,22 @@ help: ## List the targets
 	.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# nbconvert, imported by mkdocs-jupyter, otherwise loads every exporter it knows (PDF, slides...)
+# to list them in a help text the build never shows: half a second of every build.
+SITE_ENV := NBCONVERT_DISABLE_CONFIG_EXPORTERS=1
+
+# Not `serve --dirtyreload`: with `strict: true` it aborts at once (a dirty build warns), and
+# without strict, a snippet or output edit shows on no page, other pages keep an edited page's
+# old title in their navigation, and the search index fills with duplicates (634 entries,
+# 4890 after two edits). hooks/build_cache.py renders again only the pages that changed.
 serve: $(DOCS_DEPS) node ## Serve the site on http://127.0.0.1:8000 (both languages)
-	$(PYTHON) -m mkdocs serve --dev-addr 127.0.0.1:8000
+	$(SITE_ENV) $(PYTHON) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
 build: $(DOCS_DEPS) node ## Strict build into site/ (SITE_URL=https://... for the hosted address)
-	$(PYTHON) -m mkdocs build --strict
+	$(SITE_ENV) $(PYTHON) -m mkdocs build --strict
+
+build-times: $(DOCS_DEPS) node ## Where the time of make build and of a make serve rebuild goes (build/reports/)
+	$(PYTHON) scripts/build_times.py
 
 # DeepSpeed compiles a small shared-memory op at its first use on a CPU (about two CPU-minutes):
 # built once here, into the ignored .cache/ that tests/cookbook_testing names as
