@@ -292,3 +292,22 @@ def test_notebook_images_are_files_that_load_when_scrolled_to(built_site):
             assert (built_site / site_path(src) / name).read_bytes() == png, src
         for img in re.findall(r'<img\b[^>]*\.png"[^>]*>', html):
             assert 'loading="lazy"' in img and re.search(r'width="\d+" height="\d+"', img), img[:200]
+
+
+def test_materials_stylesheet_is_cut_to_what_the_site_uses(built_site):
+    """hooks/theme_css.py: the stylesheet every page loads keeps what the pages and Material's
+    scripts use (search results, code buttons, admonitions) and loses the rest (blog posts,
+    right-to-left text); the pages render as with the whole (compared pixel for pixel when
+    the cut was introduced)."""
+    from pathlib import Path
+
+    import material
+
+    theme = next((Path(material.__file__).parent / "templates").glob("assets/stylesheets/main.*.min.css"))
+    built = (built_site / "assets" / "stylesheets" / theme.name).read_text(encoding="utf-8")
+    assert len(built) < 0.75 * len(theme.read_text(encoding="utf-8"))
+    for kept in (".md-search-result__article", ".md-code__button", ".md-typeset .admonition",
+                 ".md-select__link", ".md-typeset__scrollwrap"):
+        assert kept in built, kept
+    for gone in (".md-post__", "[dir=rtl]", ".md-tag"):
+        assert gone not in built, gone

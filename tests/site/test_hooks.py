@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from cookbook_testing.pages import SNIPPETS
-from sitebuild import downloads, fonts, notebooks, repository, search, typeset, verified
+from sitebuild import downloads, fonts, notebooks, repository, search, theme_css, typeset, verified
 
 
 def test_every_snippet_file_is_served_for_download():
@@ -88,6 +88,33 @@ def test_katex_fonts_are_cut_to_the_glyphs_the_formulas_draw(tmp_path, monkeypat
     assert (site / "assets" / "katex" / "fonts" / "KaTeX_Math-Italic.woff2").read_bytes() == b"cut"
     assert (site / "assets" / "katex" / "fonts" / "KaTeX_Fraktur-Regular.woff2").read_bytes() == b"copied"
     assert fonts.write_subset_fonts(site, set(), set()) == []
+
+
+def test_materials_stylesheet_keeps_every_rule_a_page_or_a_script_can_match(tmp_path, monkeypatch):
+    """sitebuild.theme_css: a rule goes only when it needs a class that no page has and no
+    script writes (alternatives inside :is() and negations need none), or right-to-left text."""
+    assert theme_css.needed(".md-typeset :is(.admonition,details) .x:not(.y)") == {"md-typeset", "x"}
+    assert theme_css.needed('.md-typeset a[href$=".pdf"]') == {"md-typeset"}
+    css = (".md-typeset .admonition{a:1}.md-post__meta{b:2}.md-source__fact--stars{c:3}"
+           "[dir=rtl] .md-typeset{d:4}.md-typeset :is(.md-post,.admonition){e:5}"
+           "@media (min-width:10em){.md-post{f:6}.md-typeset{g:7}}@keyframes k{0%{h:8}}")
+    used = {"md-typeset", "admonition"}
+    out = theme_css.cut(css, used, ("md-source__fact--",), cache=tmp_path)
+    assert out == (".md-typeset .admonition{a:1}.md-source__fact--stars{c:3}"
+                   ".md-typeset :is(.md-post,.admonition){e:5}"
+                   "@media (min-width:10em){.md-typeset{g:7}}@keyframes k{0%{h:8}}")
+    import tinycss2
+    monkeypatch.setattr(tinycss2, "parse_stylesheet", lambda *a, **k: pytest.fail("parsed again"))
+    assert theme_css.cut(css, used, ("md-source__fact--",), cache=tmp_path) == out
+
+    site = tmp_path / "site"
+    (site / "assets").mkdir(parents=True)
+    (site / "index.html").write_text('<div class="md-typeset admonition">', encoding="utf-8")
+    (site / "assets" / "b.js").write_text('h("li",{class:`md-source__fact md-source__fact--${t}`})'
+                                          '+"md-search-result__item"', encoding="utf-8")
+    classes, prefixes = theme_css.site_classes(site)
+    assert {"md-typeset", "admonition", "md-search-result__item", "md-source__fact"} <= classes
+    assert prefixes == ("md-source__fact--",)
 
 
 def test_notebook_images_become_files_that_load_when_scrolled_to(tmp_path):
