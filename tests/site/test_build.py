@@ -297,8 +297,8 @@ def test_notebook_images_are_files_that_load_when_scrolled_to(built_site):
 def test_materials_stylesheet_is_cut_to_what_the_site_uses(built_site):
     """hooks/theme_css.py: the stylesheet every page loads keeps what the pages and Material's
     scripts use (search results, code buttons, admonitions) and loses the rest (blog posts,
-    right-to-left text); the pages render as with the whole (compared pixel for pixel when
-    the cut was introduced)."""
+    grids, cookie consent, banners, right-to-left text); the pages render as with the whole
+    (compared pixel for pixel when the cut was introduced)."""
     from pathlib import Path
 
     import material
@@ -309,5 +309,5 @@ def test_materials_stylesheet_is_cut_to_what_the_site_uses(built_site):
     for kept in (".md-search-result__article", ".md-code__button", ".md-typeset .admonition",
                  ".md-select__link", ".md-typeset__scrollwrap"):
         assert kept in built, kept
-    for gone in (".md-post__", "[dir=rtl]", ".md-tag"):
+    for gone in (".md-post__", "[dir=rtl]", ".md-typeset .grid", ".md-consent", ".md-banner"):
         assert gone not in built, gone
