@@ -15,6 +15,7 @@ import functools
 import gzip
 import http.server
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -33,7 +34,19 @@ BASE = "/cookbook/"
 # costs under 1 KB on first load (its configuration): the index of the page's language,
 # Material's worker and the Japanese segmenter load when the reader first goes to the search
 # box (docs/assets/javascripts/cookbook/search.js).
+# A page's own highlighted code is what its reader came for: its weight (gzip, the page's
+# <pre> blocks) is added to the page's budget, so that the budget holds everything else.
 BUDGET_KB = {"page": 80, "math": 120, "notebook": 180}
+PRE = re.compile(r"<pre\b.*?</pre>", re.S)
+
+
+def code_kb(page_html: str) -> float:
+    """The page's code blocks, gzip-compressed together, in KB."""
+    return len(gzip.compress("".join(PRE.findall(page_html)).encode("utf-8"), compresslevel=6)) / 1024
+
+
+def budget(row: dict) -> float:
+    return BUDGET_KB[row["kind"]] + row.get("code_kb", 0)
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -72,16 +85,20 @@ def measure(site: Path, port: int) -> list[dict]:
                 page.wait_for_load_state("networkidle")
                 external = sum(urlparse(r.url).hostname != "127.0.0.1" for r in responses)
                 by_type: dict[str, float] = {}
+                page_html = ""
                 for r in over_the_network(responses, served):
                     try:
                         body = r.body()
                     except Exception:  # noqa: BLE001 - e.g. a redirect has no body
                         body = b""
+                    if r.request.resource_type == "document":
+                        page_html = body.decode("utf-8", errors="replace")
                     kind = resource_type(r.request.resource_type, urlparse(r.url).path)
                     by_type[kind] = by_type.get(kind, 0) + len(gzip.compress(body, compresslevel=6)) / 1024
                 html = page.content()
                 rows.append({"page": path, "requests": len(served) + external, "external": external,
                              "kb": sum(by_type.values()), "by_type": by_type,
+                             "code_kb": code_kb(page_html),
                              "kind": "notebook" if "jp-Notebook" in html
                              else "math" if 'class="katex"' in html else "page"})
                 context.close()
@@ -145,15 +162,15 @@ def main() -> int:
     site = Path(sys.argv[1]) if len(sys.argv) > 1 else build(port)
     rows = measure(site, port)
     failed = False
-    print(f"{'page':42} {'kind':8} {'requests':>8} {'KB gzip':>8} {'budget':>7}  "
+    print(f"{'page':42} {'kind':8} {'requests':>8} {'KB gzip':>8} {'budget':>13}  "
           + " ".join(f"{t:>5}" for t in TYPES))
     for r in rows:
-        budget = BUDGET_KB[r["kind"]]
-        over = r["kb"] > budget or r["external"]
-        failed |= bool(over)
-        print(f"{r['page']:42} {r['kind']:8} {r['requests']:8d} {r['kb']:8.1f} {budget:7d}  "
+        over = r["kb"] > budget(r)
+        failed |= bool(over or r["external"])
+        allowed = f"{BUDGET_KB[r['kind']]}+{r.get('code_kb', 0):.1f} code"
+        print(f"{r['page']:42} {r['kind']:8} {r['requests']:8d} {r['kb']:8.1f} {allowed:>13}  "
               + " ".join(f"{r['by_type'].get(t, 0):5.1f}" for t in TYPES)
-              + ("  OVER" if r["kb"] > budget else "")
+              + ("  OVER" if over else "")
               + (f"  {r['external']} external" if r["external"] else ""))
     report = write_report(rows)
     print(f"report: {report}")
@@ -178,18 +195,22 @@ def write_report(rows: list[dict], path: Path = REPORT) -> Path:
             req = sorted(r["requests"] for r in own)
             kb = sorted(r["kb"] for r in own)
             lines.append(f"| {kind} | {len(own)} | {req[0]}–{req[-1]} | {kb[0]:.0f}–{kb[-1]:.0f} | "
-                         f"{BUDGET_KB[kind]} |")
-    lines += ["", f"External requests: {sum(r['external'] for r in rows)}.", "",
-              "The heaviest page of each kind, KB gzip by type of resource:", "",
-              "| page | kind | " + " | ".join(TYPES) + " | total |",
-              "| --- | --- | " + "--- | " * len(TYPES) + "--- |"]
+                         f"{BUDGET_KB[kind]} + its code |")
+    above = [r["page"] for r in rows if r["kb"] > BUDGET_KB[r["kind"]]]
+    lines += ["", f"External requests: {sum(r['external'] for r in rows)}.",
+              f"Above the budget of their kind before their code is added: {len(above)} of "
+              f"{len(rows)}" + (f" ({', '.join(above)})." if above else "."), "",
+              "The heaviest page of each kind, KB gzip by type of resource (code: the part of the "
+              "HTML that is the page's code blocks):", "",
+              "| page | kind | " + " | ".join(TYPES) + " | total | code |",
+              "| --- | --- | " + "--- | " * len(TYPES) + "--- | --- |"]
     for kind in BUDGET_KB:
         own = [r for r in rows if r["kind"] == kind]
         if own:
             r = max(own, key=lambda r: r["kb"])
             lines.append(f"| {r['page']} | {kind} | "
                          + " | ".join(f"{r.get('by_type', {}).get(t, 0):.1f}" for t in TYPES)
-                         + f" | {r['kb']:.1f} |")
+                         + f" | {r['kb']:.1f} | {r.get('code_kb', 0):.1f} |")
     lines.append("")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
