@@ -28,6 +28,8 @@ def on_page_content(content, page, config, files):
 
 @event_priority(-200)  # after the i18n plugin's (-100), which builds the other language
 def on_post_build(config):
+    if getattr(config.plugins.get("i18n"), "building", False):
+        return  # the other language's build, inside the i18n plugin's: once, when both are built
     chars, classes = set(), set()
     for formula in FORMULAS:
         c, k = drawn(formula)
