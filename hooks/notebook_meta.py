@@ -1,12 +1,12 @@
 """Notebook pages get a description, real image alt text, a table of contents, links to
-download the notebook or open it in Colab, and only the Jupyter styles they use
-(sitebuild.notebooks, sitebuild.repository)."""
+download the notebook or open it in Colab, output images as files loaded when scrolled to,
+and only the Jupyter styles they use (sitebuild.notebooks, sitebuild.repository)."""
 
 from pathlib import Path
 
 from mkdocs.structure.toc import AnchorLink, TableOfContents
-from sitebuild.notebooks import (focusable_scroll_regions, notebook_metadata, prune_notebook_css,
-                                 toc_entries, with_alt_text, with_run_links)
+from sitebuild.notebooks import (focusable_scroll_regions, images_as_files, notebook_metadata,
+                                 prune_notebook_css, toc_entries, with_alt_text, with_run_links)
 from sitebuild.repository import colab_url
 
 
@@ -19,6 +19,7 @@ def on_page_content(html, page, config, files):
     page.toc = _toc(toc_entries(html))
     docs_path = Path(page.file.abs_src_path).relative_to(config.docs_dir).as_posix()
     html = with_run_links(html, docs_path, colab_url(config.repo_url, docs_path))
+    html = images_as_files(html, Path(config.site_dir) / Path(page.file.dest_uri).parent)
     return focusable_scroll_regions(with_alt_text(html, meta.get("image_alt", [])))
 
 

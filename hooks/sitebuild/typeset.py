@@ -75,13 +75,17 @@ def dollars_to_arithmatex(cell_html: str) -> str:
     return DOLLARS.sub(sub, cell_html)
 
 
-def typeset(content: str, where: str, notebook: bool = False) -> str:
-    """A page's HTML with every formula typeset by KaTeX (and kept out of the search index)."""
+def typeset(content: str, where: str, notebook: bool = False, formulas: list[str] | None = None) -> str:
+    """A page's HTML with every formula typeset by KaTeX (and kept out of the search index);
+    KaTeX's HTML of each formula is appended to `formulas` when given (sitebuild.fonts)."""
     if notebook:
         content = NOTEBOOK_MARKDOWN.sub(lambda m: m[1] + dollars_to_arithmatex(m[2]) + m[3], content)
     found = list(MATH.finditer(content))
     if not found:
         return content
-    rendered = iter(_render([(html.unescape(m[3]).strip(), m[2] == "[") for m in found], where))
+    done = _render([(html.unescape(m[3]).strip(), m[2] == "[") for m in found], where)
+    if formulas is not None:
+        formulas.extend(done)
+    rendered = iter(done)
     return MATH.sub(lambda m: f'<{m[1]} class="arithmatex" data-search-exclude>{next(rendered)}</{m[1]}>',
                     content)

@@ -166,11 +166,28 @@ def test_the_page_weight_report_is_dated_and_by_kind(tmp_path):
 
     page_weight = load_module(layout.ROOT / "scripts" / "page_weight.py", "page_weight")
 
-    rows = [{"page": "a/", "kind": "page", "requests": 12, "kb": 90.2, "external": 0},
-            {"page": "b/", "kind": "page", "requests": 13, "kb": 101.7, "external": 0}]
+    rows = [{"page": "a/", "kind": "page", "requests": 12, "kb": 78.2, "external": 0,
+             "by_type": {"html": 8.2, "css": 25.0, "js": 45.0}, "code_kb": 2.0},
+            {"page": "b/", "kind": "page", "requests": 13, "kb": 101.7, "external": 0,
+             "by_type": {"html": 31.7, "css": 25.0, "js": 45.0}, "code_kb": 15.5}]
     text = page_weight.write_report(rows, tmp_path / "r.md").read_text(encoding="utf-8")
     assert re.search(r"measured \d{4}-\d\d-\d\d", text)
-    assert "| page | 2 | 12–13 | 90–102 |" in text and "External requests: 0." in text
+    assert "| page | 2 | 12–13 | 78–102 |" in text and "External requests: 0." in text
+    assert "before their code is added: 1 of 2 (b/)." in text
+    # Where the bytes of the heaviest page of each kind go.
+    assert "| b/ | page | 31.7 | 25.0 | 45.0 | 0.0 | 0.0 | 0.0 | 101.7 | 15.5 |" in text
+    # A page's own code is added to its budget; nothing else is.
+    assert page_weight.budget(rows[1]) == 95.5 and rows[1]["kb"] > page_weight.budget(rows[1])
+    assert page_weight.code_kb("<p>x</p><pre><code>import torch</code></pre>") > 0
+    assert page_weight.code_kb("<p>x</p>") < 0.03
+    assert page_weight.resource_type("other", "/cookbook/assets/javascripts/workers/search.js") == "js"
+    assert page_weight.resource_type("other", "/cookbook/assets/images/favicon.png") == "image"
+    assert page_weight.resource_type("fetch", "/cookbook/search/en.json") == "data"
+    # The search script, received twice (page script and worker) but sent once, counts once.
+    from types import SimpleNamespace as R
+    got = [R(url="http://127.0.0.1:1/c/"), R(url="http://127.0.0.1:1/c/s.js"),
+           R(url="http://127.0.0.1:1/c/s.js#lang=en"), R(url="https://fonts.example/x.css")]
+    assert page_weight.over_the_network(got, ["/c/", "/c/s.js"]) == got[:2]
 
 
 def test_a_rebuild_reuses_typeset_math_and_pruned_notebook_css(tmp_path, monkeypatch):

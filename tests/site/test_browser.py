@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from cookbook_testing.pages import DOCS, has_math, lang_of, notebooks, site_path
+from cookbook_testing.pages import DOCS, ROOT, has_math, lang_of, notebooks, site_path
 
 pytestmark = [pytest.mark.xdist_group("site"), pytest.mark.slow]  # one built site per run
 
@@ -66,3 +66,40 @@ def test_formulas_are_rendered(tab, site_url):
         raw = tab.page.evaluate(
             "[...document.querySelectorAll('.arithmatex')].filter(e => !e.querySelector('.katex')).length")
         assert raw == 0, f"{path}: formulas left as raw TeX"
+
+
+def test_cut_katex_fonts_draw_every_formula_as_the_full_fonts_do(tab, site_url):
+    """The site's KaTeX fonts hold only the glyphs its formulas draw (sitebuild.fonts): every
+    formula has the same size and place as with the npm package's fonts, and no font face the
+    page asks for fails to load."""
+    full = ROOT / "docs" / "assets" / "katex" / "fonts"
+    boxes = ("[...document.querySelectorAll('.katex-html')].map(e => {"
+             " const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })")
+    faces = "[...document.fonts].filter(f => f.family.startsWith('KaTeX')).map(f => f.status)"
+    # The page with the most formulas; the build test checks the glyphs of every page.
+    for path in [next(p for p in math_pages() if p == "concepts/adam/")]:
+        seen = []
+        for fonts in ("cut", "full"):
+            if fonts == "full":
+                tab.page.route("**/assets/katex/fonts/*.woff2", lambda route: route.fulfill(
+                    body=(full / route.request.url.rsplit("/", 1)[1]).read_bytes(),
+                    content_type="font/woff2"))
+            tab.page.goto(site_url + path)
+            tab.page.evaluate("document.fonts.ready.then(() => true)")
+            assert "error" not in tab.page.evaluate(faces), path
+            seen.append(tab.page.evaluate(boxes))
+        tab.page.unroute("**/assets/katex/fonts/*.woff2")
+        assert seen[0] and seen[0] == seen[1], path
+
+
+def test_notebook_plots_load_when_the_reader_scrolls_to_them(tab, site_url):
+    # One notebook page (the build test checks every notebook's image files).
+    for src in notebooks()[:1]:
+        tab.page.goto(site_url + site_path(src))
+        tab.page.wait_for_load_state("networkidle")
+        plot = tab.page.locator("article img[loading=lazy]").first
+        assert plot.evaluate("i => i.naturalWidth") == 0, "loaded before the reader scrolled"
+        plot.scroll_into_view_if_needed()
+        tab.page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=plot.element_handle())
+        box = plot.bounding_box()
+        assert box and box["width"] > 300, src.name

@@ -231,3 +231,84 @@ def test_no_english_ui_string_is_left_on_a_japanese_page(built_site):
         if found:
             left[src.relative_to(DOCS).as_posix()] = found
     assert left == {}
+
+
+def test_only_pages_with_math_load_katex_and_code_lines_carry_no_anchors(built_site):
+    """What a page without math does not download: KaTeX's stylesheet; what no page carries:
+    an empty link on every line of code (pymdownx.highlight's anchor_linenums)."""
+    pages = [p for p in built_site.rglob("index.html") if "assets" not in p.parts]
+    assert len(pages) > 20
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert ("katex.min.css" in html) == ('class="katex"' in html), page
+        assert "__codelineno" not in html, page
+
+
+def test_katex_fonts_hold_every_glyph_the_formulas_draw_and_little_else(built_site):
+    """sitebuild.fonts: each font of the site is the npm package's, or that font cut to the
+    characters the formulas draw; a cut font keeps every one of them that the font has."""
+    import io
+
+    from bs4 import BeautifulSoup
+    from fontTools.ttLib import TTFont
+
+    drawn = set()
+    for page in built_site.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        if "katex-html" in html:
+            article = html[html.index("<article"):html.index("</article>") + 10]
+            for formula in BeautifulSoup(article, "html.parser").select(".katex-html"):
+                drawn |= {ord(c) for c in formula.get_text()}
+    assert drawn
+    source = ROOT / "docs" / "assets" / "katex" / "fonts"
+    cut = []
+    for font in sorted(source.glob("*.woff2")):
+        built = (built_site / "assets" / "katex" / "fonts" / font.name).read_bytes()
+        if built == font.read_bytes():
+            continue
+        cut.append(font.name)
+        has = set(TTFont(io.BytesIO(font.read_bytes())).getBestCmap())
+        kept = set(TTFont(io.BytesIO(built)).getBestCmap())
+        assert drawn & has <= kept, f"{font.name} lost {[chr(c) for c in drawn & has - kept]}"
+        assert len(built) < len(font.read_bytes()), font.name
+        if font.name in ("KaTeX_Main-Regular.woff2", "KaTeX_Math-Italic.woff2"):
+            assert len(built) < len(font.read_bytes()) / 2, font.name
+    assert {"KaTeX_Main-Regular.woff2", "KaTeX_Math-Italic.woff2"} <= set(cut)
+
+
+def test_notebook_images_are_files_that_load_when_scrolled_to(built_site):
+    """Each output image of a notebook is a file beside its page, byte for byte the image the
+    notebook holds, with loading="lazy" and its size; no image is inlined in the page."""
+    import base64
+
+    for src in notebooks():
+        html = _built(built_site, src).read_text(encoding="utf-8")
+        assert not re.search(r'<img\b[^>]*\bsrc="data:', html), src
+        stored = [base64.b64decode(out["data"]["image/png"])
+                  for cell in json.loads(src.read_text(encoding="utf-8"))["cells"]
+                  for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
+        imgs = re.findall(r'<img\b[^>]*\bsrc="([0-9a-f]{16}\.png)"[^>]*>', html)
+        assert stored and len(imgs) == len(stored), src
+        for name, png in zip(imgs, stored):
+            assert (built_site / site_path(src) / name).read_bytes() == png, src
+        for img in re.findall(r'<img\b[^>]*\.png"[^>]*>', html):
+            assert 'loading="lazy"' in img and re.search(r'width="\d+" height="\d+"', img), img[:200]
+
+
+def test_materials_stylesheet_is_cut_to_what_the_site_uses(built_site):
+    """hooks/theme_css.py: the stylesheet every page loads keeps what the pages and Material's
+    scripts use (search results, code buttons, admonitions) and loses the rest (blog posts,
+    grids, cookie consent, banners, right-to-left text); the pages render as with the whole
+    (compared pixel for pixel when the cut was introduced)."""
+    from pathlib import Path
+
+    import material
+
+    theme = next((Path(material.__file__).parent / "templates").glob("assets/stylesheets/main.*.min.css"))
+    built = (built_site / "assets" / "stylesheets" / theme.name).read_text(encoding="utf-8")
+    assert len(built) < 0.75 * len(theme.read_text(encoding="utf-8"))
+    for kept in (".md-search-result__article", ".md-code__button", ".md-typeset .admonition",
+                 ".md-select__link", ".md-typeset__scrollwrap"):
+        assert kept in built, kept
+    for gone in (".md-post__", "[dir=rtl]", ".md-typeset .grid", ".md-consent", ".md-banner"):
+        assert gone not in built, gone

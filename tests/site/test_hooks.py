@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from types import SimpleNamespace
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from cookbook_testing.pages import SNIPPETS
-from sitebuild import downloads, notebooks, repository, search, typeset, verified
+from sitebuild import downloads, fonts, notebooks, repository, search, theme_css, typeset, verified
 
 
 def test_every_snippet_file_is_served_for_download():
@@ -52,6 +53,81 @@ def test_math_is_typeset_and_kept_out_of_search():
 def test_a_tex_error_names_the_page():
     with pytest.raises(typeset.TypesetError, match="on concepts/adam.md"):
         typeset.typeset('<span class="arithmatex">\\(\\frac{1}{\\)</span>', "concepts/adam.md")
+
+
+def test_katex_fonts_are_cut_to_the_glyphs_the_formulas_draw(tmp_path, monkeypatch):
+    """sitebuild.fonts: the characters KaTeX draws (not its MathML), the families its classes
+    select, each font of those cut to the characters (and cached), the others left whole."""
+    formulas = []
+    typeset.typeset('<span class="arithmatex">\\(\\hat{v}_t + \\mathbb{R}\\)</span>', "t.md",
+                    formulas=formulas)
+    chars, classes = fonts.drawn(formulas[0])
+    assert {"v", "t", "+", "R"} <= chars and "<" not in chars
+    assert "mathnormal" in classes and "katex-mathml" not in classes
+    css = (fonts.KATEX_DIR / "katex.min.css").read_text(encoding="utf-8")
+    assert fonts.families_used(classes, css) == {"KaTeX_Main", "KaTeX_Math", "KaTeX_AMS"}
+    assert sorted(fonts.font_files(css)["KaTeX_Math"]) == ["KaTeX_Math-BoldItalic.woff2", "KaTeX_Math-Italic.woff2"]
+
+    from fontTools.ttLib import TTFont
+    full = (fonts.KATEX_DIR / "fonts" / "KaTeX_Math-Italic.woff2").read_bytes()
+    cut = fonts.subset(full, chars, cache=tmp_path)
+    assert len(cut) < len(full) / 2
+    assert set(TTFont(io.BytesIO(cut)).getBestCmap()) == {ord(c) for c in chars} & set(
+        TTFont(io.BytesIO(full)).getBestCmap())
+    import fontTools.subset
+    monkeypatch.setattr(fontTools.subset, "Subsetter", lambda *a: pytest.fail("cut again"))
+    assert fonts.subset(full, chars, cache=tmp_path) == cut
+
+    site = tmp_path / "site"
+    (site / "assets" / "katex" / "fonts").mkdir(parents=True)
+    for name in ("KaTeX_Math-Italic.woff2", "KaTeX_Fraktur-Regular.woff2"):
+        (site / "assets" / "katex" / "fonts" / name).write_bytes(b"copied")
+    monkeypatch.setattr(fonts, "subset", lambda font, chars, cache=None: b"cut")
+    done = fonts.write_subset_fonts(site, chars, classes)
+    assert "KaTeX_Math-Italic.woff2" in done and "KaTeX_Main-Regular.woff2" in done
+    assert (site / "assets" / "katex" / "fonts" / "KaTeX_Math-Italic.woff2").read_bytes() == b"cut"
+    assert (site / "assets" / "katex" / "fonts" / "KaTeX_Fraktur-Regular.woff2").read_bytes() == b"copied"
+    assert fonts.write_subset_fonts(site, set(), set()) == []
+
+
+def test_materials_stylesheet_keeps_every_rule_a_page_or_a_script_can_match(tmp_path, monkeypatch):
+    """sitebuild.theme_css: a rule goes only when it needs a class that no page has and no
+    script writes (alternatives inside :is() and negations need none), or right-to-left text."""
+    assert theme_css.needed(".md-typeset :is(.admonition,details) .x:not(.y)") == {"md-typeset", "x"}
+    assert theme_css.needed('.md-typeset a[href$=".pdf"]') == {"md-typeset"}
+    css = (".md-typeset .admonition{a:1}.md-post__meta{b:2}.md-source__fact--stars{c:3}"
+           "[dir=rtl] .md-typeset{d:4}.md-typeset :is(.md-post,.admonition){e:5}"
+           "@media (min-width:10em){.md-post{f:6}.md-typeset{g:7}}@keyframes k{0%{h:8}}")
+    used = {"md-typeset", "admonition"}
+    out = theme_css.cut(css, used, ("md-source__fact--",), cache=tmp_path)
+    assert out == (".md-typeset .admonition{a:1}.md-source__fact--stars{c:3}"
+                   ".md-typeset :is(.md-post,.admonition){e:5}"
+                   "@media (min-width:10em){.md-typeset{g:7}}@keyframes k{0%{h:8}}")
+    import tinycss2
+    monkeypatch.setattr(tinycss2, "parse_stylesheet", lambda *a, **k: pytest.fail("parsed again"))
+    assert theme_css.cut(css, used, ("md-source__fact--",), cache=tmp_path) == out
+
+    site = tmp_path / "site"
+    (site / "assets").mkdir(parents=True)
+    (site / "index.html").write_text('<div class="md-typeset admonition">', encoding="utf-8")
+    (site / "assets" / "b.js").write_text('h("li",{class:`md-source__fact md-source__fact--${t}`})'
+                                          '+"md-search-result__item"', encoding="utf-8")
+    classes, prefixes = theme_css.site_classes(site)
+    assert {"md-typeset", "admonition", "md-search-result__item", "md-source__fact"} <= classes
+    assert prefixes == ("md-source__fact--",)
+
+
+def test_notebook_images_become_files_that_load_when_scrolled_to(tmp_path):
+    import base64
+    import struct
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I4sII", 13, b"IHDR", 640, 480) + b"rest"
+    html = f'<p>x</p><img alt="loss" class="" src="data:image/png;base64,{base64.b64encode(png).decode()}"/>'
+    out = notebooks.images_as_files(html, tmp_path)
+    (name,) = [p.name for p in tmp_path.iterdir()]
+    assert (tmp_path / name).read_bytes() == png and name.endswith(".png")
+    assert out == (f'<p>x</p><img alt="loss" class="" src="{name}" width="640" height="480" '
+                   'loading="lazy" decoding="async"/>')
+    assert notebooks.images_as_files(html, tmp_path) == out  # the same file, written once
 
 
 def test_notebook_dollars_become_math_but_inline_code_stays():
