@@ -4,8 +4,9 @@ one every N steps, for a synchronous save and for the saves that do not stop tra
 difference, per checkpoint, is the training time that one checkpoint costs, and scaled to one
 checkpoint a minute, the share of throughput lost.
 
-The training runs without checkpoints are measured before and after the others and averaged,
-so that a machine that slows down during the run does not count against one method. The last
+The training runs without checkpoints are measured before and after the others, and their
+median step, times the number of steps, is the run without checkpoints: a machine that slows
+down during the run, or a few slow steps, do not count against one method. The last
 checkpoint of a run is followed by N steps more, so that a background write has the same
 room to finish as it has in a long run; the clock stops at the last step, and that write is
 then waited for outside it.
@@ -22,12 +23,13 @@ from bench_common import async_process_save, background_checkpointer, build, pro
 TRAIN = ("save_checkpoint", "dcp_async_process", "background")
 
 
-def train_run(model, optimizer, x, steps: int, every: int, save=None, sync=lambda: None) -> tuple[float, int]:
+def train_run(model, optimizer, x, steps: int, every: int, save=None, sync=lambda: None,
+              step_times=None) -> tuple[float, int]:
     """Seconds for `steps` training steps, calling save(step) every `every` steps (not after
-    the last N); returns (seconds, checkpoints)."""
+    the last N); returns (seconds, checkpoints). `step_times` collects each step's seconds."""
     checkpoints = 0
     sync()
-    t0 = time.perf_counter()
+    t0 = last = time.perf_counter()
     for step in range(1, steps + 1):
         optimizer.zero_grad(set_to_none=True)
         model(x).square().mean().backward()
@@ -35,6 +37,11 @@ def train_run(model, optimizer, x, steps: int, every: int, save=None, sync=lambd
         if save is not None and step % every == 0 and step + every <= steps:
             save(step)
             checkpoints += 1
+        if step_times is not None:
+            sync()
+            now = time.perf_counter()
+            step_times.append(now - last)
+            last = now
     sync()
     return time.perf_counter() - t0, checkpoints
 
@@ -58,8 +65,10 @@ def throughput(params_m: float, steps: int, every: int, batch: int, workdir: Pat
     def state():
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
 
+    base_steps = []  # every step of the runs without checkpoints
+
     def baseline():
-        return train_run(model, optimizer, x, steps, every, sync=sync)[0]
+        return train_run(model, optimizer, x, steps, every, sync=sync, step_times=base_steps)[0]
 
     out = {"device": device, "steps": steps, "every": every, "batch": batch,
            "baseline_s": [baseline()], "methods": {}}
@@ -114,8 +123,10 @@ def throughput(params_m: float, steps: int, every: int, batch: int, workdir: Pat
         remove(d)
 
     out["baseline_s"].append(baseline())
-    base = statistics.mean(out["baseline_s"])
-    out["step_s"] = base / steps
+    # A run without checkpoints takes `steps` times the median step: a few slow steps in a
+    # baseline run (the machine, the allocator) do not hide the cost of a checkpoint.
+    out["step_s"] = statistics.median(base_steps)
+    base = out["step_s"] * steps
     for m in out["methods"].values():
         m["lost_per_checkpoint_s"] = max(0.0, m["run_s"] - base) / m["checkpoints"] if m["checkpoints"] else None
         m["lost_share"] = max(0.0, 1 - base / m["run_s"])  # at one checkpoint every `every` steps
