@@ -536,12 +536,12 @@ def _plot_cpu_v1(cpu: dict, out: Path, words: dict, suffix: str) -> list[Path]:
 # in "methods", the others beside them).
 PLOT_LABELS["en"] |= {
     "blocked_over_sync": "blocked ÷ synchronous torch.save", "load_over_raw": "load ÷ raw cold read",
-    "lost_per_minute": "throughput lost, one checkpoint a minute (%)", "goal": "goal",
+    "lost_per_minute": "throughput lost (%)\none checkpoint a minute", "goal": "goal",
     "save_panel": "save: time the training loop waits", "load_panel": "load (cold, into model + Adam)",
 }
 PLOT_LABELS["ja"] |= {
     "blocked_over_sync": "待たされる時間 ÷ 同期の torch.save", "load_over_raw": "読み込み ÷ 生データの読み込み",
-    "lost_per_minute": "1 分ごとに保存したときに失うスループット（%）", "goal": "目標",
+    "lost_per_minute": "失うスループット（%）\n1 分ごとに保存したとき", "goal": "目標",
     "save_panel": "保存：学習ループが待たされる時間", "load_panel": "読み込み（ディスクから、モデルと Adam へ）",
 }
 for _lang in LANGS:

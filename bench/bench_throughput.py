@@ -4,9 +4,10 @@ one every N steps, for a synchronous save and for the saves that do not stop tra
 difference, per checkpoint, is the training time that one checkpoint costs, and scaled to one
 checkpoint a minute, the share of throughput lost.
 
-The training runs without checkpoints are measured before and after the others, and their
-median step, times the number of steps, is the run without checkpoints: a machine that slows
-down during the run, or a few slow steps, do not count against one method. The last
+What a run's checkpoints cost is the time of its steps above that run's own median step
+(most steps are far from a checkpoint): the speed of the machine drifts between runs by more
+than a checkpoint costs. The runs without checkpoints, before and after the others, give the
+step time that the table shows. The last
 checkpoint of a run is followed by N steps more, so that a background write has the same
 room to finish as it has in a long run; the clock stops at the last step, and that write is
 then waited for outside it.
@@ -74,11 +75,17 @@ def throughput(params_m: float, steps: int, every: int, batch: int, workdir: Pat
            "baseline_s": [baseline()], "methods": {}}
 
     def record(key, fn, close=lambda: None):
+        times = []
         try:
-            seconds, n = train_run(model, optimizer, x, steps, every, save=fn, sync=sync)
+            seconds, n = train_run(model, optimizer, x, steps, every, save=fn, sync=sync,
+                                   step_times=times)
         finally:
             close()
-        out["methods"][key] = {"run_s": seconds, "checkpoints": n}
+        # What the checkpoints cost: the time of each step above the run's own median step.
+        # Most steps are far from a checkpoint, so the median is the run's speed without
+        # them; runs are compared with themselves because the speed drifts between runs.
+        lost = sum(times) - len(times) * statistics.median(times)
+        out["methods"][key] = {"run_s": seconds, "checkpoints": n, "lost_s": lost}
         log(f"  training, a checkpoint every {every} steps, {key}: {seconds:.2f}s ({n} checkpoints)")
 
     # synchronous: the site's save_checkpoint (sha256 file, `latest`, rotation)
@@ -123,13 +130,10 @@ def throughput(params_m: float, steps: int, every: int, batch: int, workdir: Pat
         remove(d)
 
     out["baseline_s"].append(baseline())
-    # A run without checkpoints takes `steps` times the median step: a few slow steps in a
-    # baseline run (the machine, the allocator) do not hide the cost of a checkpoint.
     out["step_s"] = statistics.median(base_steps)
-    base = out["step_s"] * steps
     for m in out["methods"].values():
-        m["lost_per_checkpoint_s"] = max(0.0, m["run_s"] - base) / m["checkpoints"] if m["checkpoints"] else None
-        m["lost_share"] = max(0.0, 1 - base / m["run_s"])  # at one checkpoint every `every` steps
+        m["lost_per_checkpoint_s"] = m["lost_s"] / m["checkpoints"] if m["checkpoints"] else None
+        m["lost_share"] = m["lost_s"] / m["run_s"]  # at one checkpoint every `every` steps
         m["lost_share_per_minute"] = (m["lost_per_checkpoint_s"] or 0.0) / 60
     del model, optimizer
     return out
