@@ -90,6 +90,9 @@ def main(argv: list[str]) -> int:
         return 1 if stale else 0
     for page in args.pages:
         english = DOCS / page
+        if lang_of(english) != DEFAULT_LANG or not english.exists():
+            raise SystemExit(f"{page}: not an English page under docs/: name the English page "
+                             f"(recipes/x.md), whose Japanese twin was reviewed")
         if args.command == "diff":
             print(english_diff(english))
         else:

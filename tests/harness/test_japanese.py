@@ -79,6 +79,14 @@ def test_japanese_page_was_reviewed_against_the_current_english(english, japanes
         f"then: python scripts/translations.py reviewed {page}")
 
 
+def test_reviewed_takes_the_english_page_and_only_japanese_pages_record_a_review():
+    """Given the Japanese page, `reviewed` once wrote its record into the English page."""
+    with pytest.raises(SystemExit, match="not an English page under docs/"):
+        translations.main(["reviewed", "concepts/adam.ja.md"])
+    assert [p for p in markdown_pages() if lang_of(p) == "en"
+            and "\ntranslated_from:" in p.read_text(encoding="utf-8").split("\n---", 1)[0]] == []
+
+
 def test_a_changed_english_page_is_reported(tmp_path, monkeypatch):
     en, ja = tmp_path / "a.md", tmp_path / "a.ja.md"
     en.write_text("# A\n", encoding="utf-8")
