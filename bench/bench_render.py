@@ -262,6 +262,7 @@ TABLE_WORDS["ja"] |= {
     "train_head": ["パラメータ数", "1 ステップ（秒）", "方法", "1 回で失う時間（秒）",
                    "{every} ステップごとのとき失う割合", "1 分ごとのとき失う割合"],
     "save_methods": {**SAVE_METHODS, "raw": "生データ（書き込み + fsync）",
+                     "torch_save": "`torch.save` と `fsync`",
                      "memory_copy": "状態のメモリ上のコピー（ディスクなし）",
                      "save_checkpoint": "`save_checkpoint`（sha256 ファイル、`latest`）",
                      "safetensors": "safetensors + `torch.save`（オプティマイザ）",
