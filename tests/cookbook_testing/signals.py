@@ -10,6 +10,7 @@ what a test starts inherits them (a Python handler is reset to the default by ex
 
 from __future__ import annotations
 
+import os
 import signal
 
 
@@ -22,3 +23,26 @@ def restore_default_signals() -> list[str]:
             signal.signal(sig, default)
             changed.append(sig.name)
     return changed
+
+
+def _stat(pid: str) -> tuple[str, int] | None:
+    """(state, process group) of a process from /proc, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the name, which may hold spaces
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return fields[0], int(fields[2])
+
+
+def running(pid: int) -> bool:
+    """The process exists and has not exited. A zombie has exited: it waits only for its
+    parent to collect its status, and an orphan's new parent (PID 1 here) may take its time."""
+    stat = _stat(str(pid))
+    return stat is not None and stat[0] != "Z"
+
+
+def group_running(pgid: int) -> bool:
+    """Some process of the group exists and has not exited (zombies aside, as in `running`)."""
+    return any(stat[1] == pgid and stat[0] != "Z"
+               for stat in map(_stat, (p for p in os.listdir("/proc") if p.isdigit())) if stat)

@@ -32,6 +32,7 @@ import pytest
 import torch
 
 from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, program_env, sections_namespace
+from cookbook_testing.signals import group_running
 
 pytestmark = [pytest.mark.xdist_group("preemption"), pytest.mark.slow]  # module fixtures: one worker
 
@@ -388,9 +389,7 @@ def wait_until_the_group_is_gone(pgid, kill_after=60):
     """The workers end with their main process (torch's watchdog, at worst)."""
     started = time.perf_counter()
     while time.perf_counter() < started + kill_after:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not group_running(pgid):
             return
         time.sleep(0.05)
     os.killpg(pgid, signal.SIGKILL)
