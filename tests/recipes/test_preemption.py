@@ -366,7 +366,10 @@ def test_a_process_started_with_sigint_ignored_has_no_keyboard_interrupt(inherit
     def as_from_a_terminal():  # the shell itself starts with the defaults, whatever this run has
         for s in (signal.SIGINT, signal.SIGQUIT):
             signal.signal(s, signal.SIG_DFL)
-    shown = subprocess.run(["bash", "-c", "sleep 30 & grep SigIgn /proc/$!/status; kill $!"],
+    # Read the job's dispositions once it runs `sleep`: bash sets them between fork and exec.
+    job = ("sleep 30 & for i in $(seq 1000); do [ \"$(cat /proc/$!/comm)\" = sleep ] && break; "
+           "sleep 0.01; done; grep SigIgn /proc/$!/status; kill $!")
+    shown = subprocess.run(["bash", "-c", job],
                            capture_output=True, text=True, timeout=30,
                            preexec_fn=as_from_a_terminal).stdout.split()[1]
     assert int(shown, 16) & (1 << (signal.SIGINT - 1)), "bash did not start its job with SIGINT ignored"
