@@ -220,28 +220,6 @@ needs_root = pytest.mark.skipif(
     reason="needs root, to mount a small filesystem or to act as another user")
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A tmpfs of `size` bytes, as tests/recipes/test_safe_checkpoints.py makes a full disk."""
-    mounted = []
-
-    def mount(size):
-        where = tmp_path / f"disk{len(mounted)}"
-        where.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                               str(where)], capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-        mounted.append(where)
-        return where
-
-    if os.name != "posix" or os.geteuid() != 0:
-        pytest.skip("needs root to mount a small filesystem (a really full disk)")
-    yield mount
-    for where in mounted:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def test_a_full_disk_surfaces_as_disk_full_error_and_keeps_the_previous(tmp_path, small_disk):
     save_checkpoint(small_state(1, 25_000), str(tmp_path / "measure"), 1)
     size = os.path.getsize(tmp_path / "measure" / "ckpt-00000001.pt")

@@ -400,28 +400,6 @@ def _permissions(sc, base):
 
 # A really full disk: a small tmpfs mounted for the test.
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """Mount a tmpfs of `size` bytes; yields a function that mounts it and returns the path."""
-    mounted = []
-
-    def mount(size):
-        where = tmp_path / f"disk{len(mounted)}"
-        where.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                               str(where)], capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-        mounted.append(where)
-        return where
-
-    if os.name != "posix" or os.geteuid() != 0:
-        pytest.skip("needs root to mount a small filesystem (a really full disk)")
-    yield mount
-    for where in mounted:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 FULL_STATE_N = 25_000  # 100 kB of float32 per tensor, 3 tensors: a 300 kB checkpoint
 
 
