@@ -25,7 +25,7 @@ export NO_MKDOCS_2_WARNING := 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help serve build build-times test test-scaffold lint-ja verified new-page test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
+.PHONY: help serve build build-times test test-all test-scaffold lint-ja verified new-page test-gpu test-portable test-a11y outputs plots zensical-parity node browser notebooks bench weight linkcheck katex clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -66,13 +66,21 @@ $(DS_OP): $(DEPS)
 	  "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder as B; B().load()"
 	touch $@
 
-# `make test` writes no file that git sees (--check-tree fails the run if it did); the records
-# of what each page was verified with are written only on request: `make verified`, or
-# `make test PYTEST_ARGS=--record-verified` (the weekly job).
+# Two tiers, told apart by one mark (`slow`, tests/conftest.py): a slow test starts new
+# interpreters, notebook kernels or the browser, seconds apiece. `make test` is the inner loop:
+# every page block, parity, the outputs, the strict build and its checks, the library, all but
+# the slow tests. `make test-all` runs every test, slow ones first; CI runs it (.ci/run).
+# Neither writes a file that git sees (--check-tree fails the run if it did); the records of
+# what each page was verified with are written only on request: `make verified`, or
+# `make test-all PYTEST_ARGS=--record-verified` (the weekly job).
 # Bytecode is written even where the environment says not to (PYTHONDONTWRITEBYTECODE): pytest
 # keeps its rewritten test modules as bytecode, which saves each worker seconds of collection.
-test: $(DEPS) $(DS_OP) node node_modules/.installed browser ## Everything a CPU-only machine can check: blocks, parity, build, browser
-	env -u PYTHONDONTWRITEBYTECODE $(PYTHON) -m pytest -n 2 --dist loadgroup --check-tree -m "not scaffold" $(PYTEST_ARGS)
+PYTEST_RUN = env -u PYTHONDONTWRITEBYTECODE $(PYTHON) -m pytest -n 2 --dist loadgroup --check-tree
+test: $(DEPS) $(DS_OP) node node_modules/.installed ## The inner loop: every page block, parity, outputs, the build; not the slow tests
+	$(PYTEST_RUN) -m "not slow and not scaffold" $(PYTEST_ARGS)
+
+test-all: $(DEPS) $(DS_OP) node node_modules/.installed browser ## Everything a CPU-only machine can check: make test + processes killed and signalled, ranks, notebooks, the browser (CI)
+	$(PYTEST_RUN) -m "not scaffold" $(PYTEST_ARGS)
 
 test-scaffold: $(DEPS) $(DS_OP) node ## make new-page in a copy of the repository: the new page passes its tests and the build
 	$(PYTHON) -m pytest -q -p no:cacheprovider -m scaffold tests/harness/test_new_page.py

@@ -12,6 +12,9 @@ from cookbook_testing.devices import cuda_available
 from cookbook_testing.signals import restore_default_signals
 
 CUDA_REASON = "needs CUDA: runs in `make test-gpu`"
+# The one rule of the two tiers (the Makefile selects by it).
+SLOW = ("slow: starts new interpreters, notebook kernels or the browser (seconds apiece); "
+        "`make test` leaves it out, `make test-all` and CI run it, first")
 
 
 def pytest_addoption(parser):
@@ -31,8 +34,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): run with the others of its group")
     config.addinivalue_line("markers", "scaffold: runs `make new-page` in a copy of the repository "
                                        "(make test-scaffold)")
-    config.addinivalue_line("markers", "slow: takes many seconds; starts first, so that the "
-                                       "workers of `make test` finish together")
+    config.addinivalue_line("markers", SLOW)
     config.addinivalue_line("markers", "page_block(id): a page block, counted in the summary")
     config.addinivalue_line("markers", "verifies(page): passing counts towards the page's "
                                        "verified record (outputs/verified/)")
@@ -140,6 +142,10 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if "not slow" in (config.option.markexpr or ""):
+        terminalreporter.write_line(
+            "not run: the tests marked slow (they start interpreters, notebook kernels or the "
+            "browser); `make test-all` runs every test, as CI does")
     c = config.stash[_counts]
     if sum(c.values()):
         terminalreporter.write_sep("-", "page blocks")

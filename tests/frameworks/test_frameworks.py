@@ -428,6 +428,7 @@ for name in ("lightning", "pytorch_lightning", "lightning_fabric"):
 
 
 @LIGHTNING
+@pytest.mark.slow
 def test_lightning_ckpt_loads_into_plain_pytorch_without_lightning(pl, tmp_path, monkeypatch):
     """The page's loading blocks, run in a new interpreter where Lightning cannot be imported:
     the same weights, Adam state and scheduler as loaded beside Lightning."""

@@ -17,14 +17,26 @@ from cookbook_testing.pages import ROOT
 
 
 def _recipe(target: str) -> str:
+    """A target's commands, with the Makefile's own variables (`NAME = ...`) filled in."""
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
-    return re.search(rf"^{target}:.*\n((?:\t.*\n)+)", text, re.M)[1]
+    variables = dict(re.findall(r"^([A-Z_]+) :?= (.*)$", text, re.M))
+    recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", text, re.M)[1]
+    return re.sub(r"\$\(([A-Z_]+)\)", lambda m: variables.get(m[1], m[0]), recipe)
 
 
 def test_make_test_records_nothing_and_checks_the_tree():
-    assert "--record-verified" not in _recipe("test")
-    assert "--check-tree" in _recipe("test")
+    for target in ("test", "test-all"):
+        assert "--record-verified" not in _recipe(target)
+        assert "--check-tree" in _recipe(target)
     assert "--record-verified" in _recipe("verified")
+
+
+def test_make_test_leaves_out_only_the_slow_tests_and_ci_runs_them_all():
+    """The two tiers differ by the `slow` mark alone; what lands has passed every test."""
+    assert '-m "not slow and not scaffold"' in _recipe("test")
+    assert '-m "not scaffold"' in _recipe("test-all")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(r"^make test-all$", ci, re.M), ci
 
 
 def test_the_pytest_cache_lives_in_an_ignored_folder():

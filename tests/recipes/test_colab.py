@@ -40,6 +40,7 @@ def _text(cell):
     return "".join(o.get("text", "") for o in cell.get("outputs", []))
 
 
+@pytest.mark.slow
 def test_run_all_goes_past_the_training_cell_and_stops_at_sys_exit_even_with_code_0(tmp_path):
     """One Run all in a fresh kernel: the start-or-resume cell trains and returns, and the
     cell after it runs; the pasted script ending (sys.exit(0)) raises SystemExit, Jupyter
@@ -56,6 +57,7 @@ def test_run_all_goes_past_the_training_cell_and_stops_at_sys_exit_even_with_cod
     assert_quoted(PAGE, "SystemExit: 0")
 
 
+@pytest.mark.slow
 def test_the_interrupt_button_saves_and_returns(tmp_path):
     """Jupyter's Interrupt (KernelManager.interrupt_kernel: SIGINT to the kernel, its default
     interrupt mode) during train_in_notebook: the loop saves at the next step boundary and

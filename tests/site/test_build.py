@@ -12,7 +12,7 @@ from sitebuild.layout import page_key
 
 from sitebuild import downloads as downloads_hook  # noqa: E402
 
-pytestmark = [pytest.mark.xdist_group("site"), pytest.mark.slow]  # one built site per run
+pytestmark = pytest.mark.xdist_group("site")  # one built site per run
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
