@@ -24,6 +24,7 @@ from checkpoint_files import (CHECKPOINT, DiskFullError, TMP_PREFIX, clean_lefto
                               load_latest, read_latest, save_checkpoint)
 from cookbook_testing.checkpoints import assert_complete, small_state
 from cookbook_testing.pages import ROOT, assert_quoted, program_env
+from cookbook_testing.programs import as_user, needs_root
 from cookbook_testing.signals import running
 
 PAGE = "recipes/background-save.md"
@@ -215,10 +216,6 @@ def test_a_writer_killed_between_saves_is_replaced_and_said(tmp_path):
     assert_complete(load_latest(str(tmp_path), log=quiet)[0], 2)
 
 
-needs_root = pytest.mark.skipif(
-    os.name != "posix" or os.geteuid() != 0,
-    reason="needs root, to mount a small filesystem or to act as another user")
-
 
 def test_a_full_disk_surfaces_as_disk_full_error_and_keeps_the_previous(tmp_path, small_disk):
     save_checkpoint(small_state(1, 25_000), str(tmp_path / "measure"), 1)
@@ -246,24 +243,13 @@ def test_permission_denied_surfaces_with_the_directory_and_what_to_do(tmp_path):
     directory = tempfile.mkdtemp()  # root's, 0755: another user may read it, not write
     os.chmod(directory, 0o755)
     save_checkpoint(small_state(1), directory, 1)
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # a training process running as nobody
-        os.close(read)
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            with BackgroundCheckpointer(directory, log=quiet, start="fork") as checkpointer:
-                checkpointer.save(small_state(2), 2)
-                result = repr(checkpointer.wait())
-        except BaseException as e:  # noqa: BLE001
-            result = f"{type(e).__name__}: {e}"
-        os.write(write, result.encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as f:
-        out = f.read()
-    os.waitpid(pid, 0)
+
+    def save_as_nobody():  # a training process running as another user
+        with BackgroundCheckpointer(directory, log=quiet, start="fork") as checkpointer:
+            checkpointer.save(small_state(2), 2)
+            return checkpointer.wait()
+
+    out = as_user(65534, save_as_nobody)
     assert out.startswith(f"PermissionError: [Errno 13] cannot create a file in {directory} "
                           "(Permission denied): save to a directory that this user can write "
                           "to"), out

@@ -23,6 +23,7 @@ import torch
 
 from cookbook_testing.checkpoints import assert_complete, small_state
 from cookbook_testing.pages import ROOT, SNIPPETS, assert_quoted, both_languages, program_env
+from cookbook_testing.programs import as_user, needs_root
 
 SNIPPET = SNIPPETS / "recipes" / "safe_checkpoints.py"
 PAGES = both_languages("recipes/safe-checkpoints.md")
@@ -336,33 +337,6 @@ def test_a_symlinked_directory_works_and_a_dangling_one_is_refused(sc, tmp_path)
             call()
 
 
-def _as_user(uid, call):
-    """Run `call` in a forked child with another user id (root bypasses file permissions);
-    returns what it returned, or the text of the exception it raised."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        os.close(read)
-        try:
-            os.setgid(uid)
-            os.setuid(uid)
-            result = repr(call())
-        except BaseException as e:  # noqa: BLE001
-            result = f"{type(e).__name__}: {e}"
-        os.write(write, result.encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as f:
-        out = f.read()
-    os.waitpid(pid, 0)
-    return out
-
-
-needs_root = pytest.mark.skipif(
-    os.name != "posix" or os.geteuid() != 0,
-    reason="needs root, to mount a small filesystem or to act as another user")
-
-
 @needs_root
 def test_permissions_give_a_clear_error_and_lose_nothing(sc):
     import pathlib
@@ -383,7 +357,7 @@ def _permissions(sc, base):
     directory.chmod(0o755)  # readable by others, writable by its owner only
     nobody = 65534
     # Another user cannot save here: the error names the directory and what to do.
-    out = _as_user(nobody, lambda: sc.save_checkpoint(small_state(3, 10), str(directory), 3))
+    out = as_user(nobody, lambda: sc.save_checkpoint(small_state(3, 10), str(directory), 3))
     assert out.startswith("PermissionError: [Errno 13] cannot create a file in "
                           f"{directory}"), out
     assert sorted(os.listdir(directory)) == [
@@ -392,7 +366,7 @@ def _permissions(sc, base):
     # A checkpoint that this user cannot read: stop with a clear error, no fallback to an
     # older file (resuming from it would throw the newer one's progress away).
     (directory / "ckpt-00000002.pt").chmod(0o600)
-    out = _as_user(nobody, lambda: sc.load_latest(str(directory), log=lambda m: None)[1])
+    out = as_user(nobody, lambda: sc.load_latest(str(directory), log=lambda m: None)[1])
     assert out.startswith(f"CheckpointAccessError: {directory / 'ckpt-00000002.pt'}: "
                           "not readable by this user"), out
     assert "ckpt-00000001.pt" not in out
