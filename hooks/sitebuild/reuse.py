@@ -150,6 +150,7 @@ RENDERED: dict[str, dict] = {}  # what this process rendered or read, by render_
 # What renders Markdown, besides the configuration: a newer version may render differently.
 RENDERERS = ("markdown", "pymdown-extensions", "mkdocs", "pygments")
 MISSING = object()
+SNAPSHOT_FORMAT = 2  # what _snapshot stores; a new format leaves the older files unread
 
 
 def _included(text: str, bases: list[Path], seen: set[str]) -> list:
@@ -186,7 +187,7 @@ def render_key(page, config, files) -> str | None:
     snippets = (config["mdx_configs"] or {}).get("pymdownx.snippets", {})
     bases = [Path(b) for b in snippets.get("base_path", ["."])]
     site = Path(config["config_file_path"]).read_text(encoding="utf-8")
-    return key_of(_renderers(),
+    return key_of(SNAPSHOT_FORMAT, _renderers(),
                   text, _included(text, bases, set()), site, _described(config["markdown_extensions"]),
                   _described(config["mdx_configs"]), _described(config["validation"]),
                   config["use_directory_urls"], config["docs_dir"],
@@ -246,9 +247,12 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 def _snapshot(page) -> dict:
     links = page.__dict__.get("links_to_anchors", MISSING)
+    # A render may set no links_to_anchors at all: said by a key of its own, because the
+    # snapshot is pickled, and an unpickled sentinel object is not MISSING any more.
     return {"content": page.content, "toc": copy.deepcopy(page.toc),
             "title": page._title_from_render, "anchors": set(page.present_anchor_ids or ()),
-            "links": links if links is MISSING or links is None
+            "has_links": links is not MISSING,
+            "links": None if links is MISSING or links is None
             else {f.src_uri: dict(v) for f, v in links.items()}}
 
 
@@ -258,6 +262,6 @@ def _restore(page, saved: dict, files) -> None:
     page._title_from_render = saved["title"]
     page.present_anchor_ids = set(saved["anchors"])
     links = saved["links"]
-    if links is not MISSING:
+    if saved.get("has_links"):
         page.links_to_anchors = links if links is None else {
             files.get_file_from_path(uri): dict(v) for uri, v in links.items()}

@@ -192,3 +192,20 @@ def test_a_page_rendered_by_an_earlier_build_comes_from_the_cache(tmp_path):
     (tmp_path / "snippets" / "a.py").write_text("# --8<-- [start:x]\nx = 2\n# --8<-- [end:x]\n")
     reuse.remembered_render(original, {}, cache=tmp_path / "pages")(FakePage(text), config, files)
     assert original.calls == 2
+
+
+def test_a_render_that_set_no_links_to_anchors_comes_back_from_the_cache_without_them(tmp_path):
+    """The cache is pickled: a render that set no links_to_anchors is read back in another
+    process as one that set none, not as one that set a stranger object."""
+    config, files = _site(tmp_path)
+    text = "# A\n"
+
+    def render_without_links(page, config, files):
+        page.content, page.toc, page._title_from_render, page.present_anchor_ids = "<p>A</p>", [], "A", set()
+
+    original = Counted(render_without_links)
+    reuse.remembered_render(original, {}, cache=tmp_path / "pages")(FakePage(text), config, files)
+    later = FakePage(text)
+    reuse.remembered_render(original, {}, cache=tmp_path / "pages")(later, config, files)  # a new memo: read from disk
+    assert original.calls == 1
+    assert later.content == "<p>A</p>" and "links_to_anchors" not in later.__dict__
