@@ -1,6 +1,7 @@
 """A rebuild redoes only what changed: rendered pages, highlighted code, search entries and
-compiled templates come from the cache when their input is unchanged (sitebuild.reuse), and
-each language keeps its own cache of rendered notebooks."""
+compiled templates come from the cache when their input is unchanged (sitebuild.reuse), the
+theme's files are listed once per process, and each language keeps its own cache of rendered
+notebooks."""
 
 from importlib.metadata import version
 from pathlib import Path
@@ -10,8 +11,10 @@ import pymdownx.highlight
 from jinja2 import FileSystemBytecodeCache
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
+from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
-from sitebuild.reuse import cached_highlight, cached_search_entries, remembered_render, template_cache
+from sitebuild.reuse import (cached_highlight, cached_search_entries, remembered_render,
+                             remembered_theme_files, template_cache)
 
 HIGHLIGHT_VERSIONS = f"pygments {version('pygments')}, pymdown-extensions {version('pymdown-extensions')}"
 SEARCH_VERSIONS = (f"mkdocs-material {version('mkdocs-material')}, "
@@ -31,6 +34,8 @@ def _patch(owner, name, wrap, versions):
 def on_config(config):
     current = Page.render
     Page.render = remembered_render(getattr(current, "__wrapped__", current))
+    current = Files.add_files_from_theme
+    Files.add_files_from_theme = remembered_theme_files(getattr(current, "__wrapped__", current))
     _patch(pymdownx.highlight.Highlight, "highlight", cached_highlight, HIGHLIGHT_VERSIONS)
     _patch(material_search.SearchIndex, "add_entry_from_context", cached_search_entries,
            SEARCH_VERSIONS)

@@ -13,6 +13,8 @@ because the content that determines it has not changed (hooks/build_cache.py):
   contents, title, anchors), keyed by the page's text after the hooks, the files it embeds,
   the configuration, where every file is (links are rewritten to them) and the versions of
   what renders it (`render_key`); kept in memory too, for the rebuilds of `make serve`.
+- The files a build copies from the themes: MkDocs walks every file of Material's folder at
+  each build of each language; listed once per process instead (in memory only).
 
 Each value is a file in .cache/sitebuild/<kind>/, named by the hash of its key, written whole
 or not at all (builds and test workers share the cache); `make clean` removes it. The math
@@ -31,10 +33,13 @@ import os
 import pickle
 import re
 import sys
+import sysconfig
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
+
+from mkdocs.structure.files import File
 
 from sitebuild import layout
 from sitebuild.layout import CACHE, write_cached
@@ -118,6 +123,44 @@ def cached_search_entries(add_entry: Callable, versions: str,
         write_cached(path, json.dumps(index.entries[before:], ensure_ascii=False, default=str))
         return result
     return cached
+
+
+THEME_FILES: dict[tuple, list[tuple[str, str]]] = {}  # by theme_files_key, for `make serve`
+
+
+def _installed(folder: str) -> bool:
+    """A folder of an installed package (a theme's): it does not change while a build runs."""
+    paths = sysconfig.get_paths()
+    return any(Path(folder).is_relative_to(paths[k]) for k in ("purelib", "platlib"))
+
+
+def theme_files_key(config) -> tuple:
+    """What decides the files a build takes from the themes: their folders, the settings that
+    exclude files, and the names in the folders that can change (the project's overrides/)."""
+    dirs = list(config.theme.dirs)
+    own = sorted(os.path.relpath(os.path.join(root, name), folder)
+                 for folder in dirs if not _installed(folder)
+                 for root, _, names in os.walk(folder) for name in names)
+    return (tuple(dirs), _described(config.theme.static_templates),
+            _described(config.markdown_extensions), tuple(own))
+
+
+def remembered_theme_files(add_files: Callable, memo: dict = THEME_FILES) -> Callable:
+    """MkDocs' `Files.add_files_from_theme(files, env, config)` walks every file of every theme
+    folder (Material's: 14,500 icons and templates) at every build of every language, to add
+    the 43 that are copied. Done once per process for the same theme_files_key."""
+    @functools.wraps(add_files)
+    def add(files, env, config):
+        key = theme_files_key(config)
+        if key not in memo:
+            found = type(files)([])
+            add_files(found, env, config)
+            memo[key] = [(f.src_uri, f.src_dir) for f in found]
+        for path, folder in memo[key]:
+            if files.get_file_from_path(path) is None:  # a docs file beats a theme file
+                files.append(File(path, folder, config.site_dir, config.use_directory_urls))
+        return None
+    return add
 
 
 TEMPLATE_CACHE = CACHE / "templates"

@@ -209,3 +209,36 @@ def test_a_render_that_set_no_links_to_anchors_comes_back_from_the_cache_without
     reuse.remembered_render(original, {}, cache=tmp_path / "pages")(later, config, files)  # a new memo: read from disk
     assert original.calls == 1
     assert later.content == "<p>A</p>" and "links_to_anchors" not in later.__dict__
+
+
+def test_the_themes_files_are_listed_once_and_a_docs_file_still_beats_a_theme_file(tmp_path):
+    from mkdocs.structure.files import File, Files
+
+    own = tmp_path / "overrides"
+    (own / "assets").mkdir(parents=True)
+    (own / "assets" / "a.css").write_text("a")
+    config = SimpleNamespace(theme=SimpleNamespace(dirs=[str(own)], static_templates=[]),
+                             markdown_extensions=[], site_dir=str(tmp_path / "site"),
+                             use_directory_urls=True)
+
+    def listed(files, env, config):  # what MkDocs adds: every file of the theme folders
+        for folder in config.theme.dirs:
+            for path in sorted(Path(folder).rglob("*")):
+                if path.is_file():
+                    files.append(File(path.relative_to(folder).as_posix(), folder,
+                                      config.site_dir, True))
+
+    original = Counted(listed)
+    add = reuse.remembered_theme_files(original, {})
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    first, second = Files([]), Files([File("assets/a.css", str(docs), config.site_dir, True)])
+    add(first, None, config)
+    add(second, None, config)
+    assert original.calls == 1
+    assert [(f.src_uri, f.src_dir) for f in first] == [("assets/a.css", str(own))]
+    assert [(f.src_uri, f.src_dir) for f in second] == [("assets/a.css", str(docs))]
+    (own / "assets" / "b.css").write_text("b")  # the project's own theme folder changed
+    third = Files([])
+    add(third, None, config)
+    assert original.calls == 2 and [f.src_uri for f in third] == ["assets/a.css", "assets/b.css"]

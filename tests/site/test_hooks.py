@@ -311,3 +311,43 @@ def test_without_a_repository_address_nothing_points_to_one():
         assert "issues/new" not in html and "href" in html  # the Material credit only
     mkdocs_yml = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     assert "repo_url: !ENV [REPO_URL, null]" in mkdocs_yml and 'edit_uri: ""' in mkdocs_yml
+
+
+def test_serve_rebuilds_when_a_watched_file_is_written_and_not_when_it_is_read(tmp_path):
+    """hooks/serve_watch.py: the kernel's events, writes only (the build reads every file)."""
+    import importlib.util
+    import time
+
+    from mkdocs.livereload import LiveReloadServer
+    from watchdog.observers.polling import PollingObserver
+
+    from cookbook_testing.pages import ROOT
+
+    spec = importlib.util.spec_from_file_location("serve_watch", ROOT / "hooks" / "serve_watch.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    page = tmp_path / "page.md"
+    page.write_text("a")
+    server = LiveReloadServer(builder=lambda: None, host="127.0.0.1", port=0, root=str(tmp_path))
+    server.watch(str(tmp_path))
+    server = hook.on_serve(server, config=None, builder=None)
+    if isinstance(server.observer, PollingObserver):
+        pytest.skip("watchdog has no native observer on this platform")
+    assert list(server._watched_paths) == [str(tmp_path)]
+
+    def rebuild_wanted_after(action, wait=5.0) -> bool:
+        server._want_rebuild = False
+        action()
+        deadline = time.monotonic() + wait
+        while not server._want_rebuild and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return server._want_rebuild
+
+    server.observer.start()
+    try:
+        assert not rebuild_wanted_after(page.read_text, wait=0.5)  # inotify: milliseconds
+        assert rebuild_wanted_after(lambda: page.write_text("b"))
+        assert rebuild_wanted_after(lambda: (tmp_path / "new.md").write_text("c"))
+    finally:
+        server.observer.stop()
+        server.observer.join()
