@@ -50,6 +50,7 @@ PROBE = """# 見本
 """
 
 
+@pytest.mark.slow  # textlint in a new Node.js process, uncached
 def test_the_style_sheet_reports_each_kind_of_finding(tmp_path):
     """A file with one mistake of each kind: a rejected term, a long sentence, である among
     です・ます, a doubled particle. A word that contains a rejected form is not one."""

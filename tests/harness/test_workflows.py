@@ -13,6 +13,7 @@ from cookbook_testing.pages import ROOT
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
+@pytest.mark.slow  # check-jsonschema in a new interpreter
 def test_workflows_match_the_github_schema():
     """check-jsonschema ships the GitHub workflow schema: no network needed."""
     pytest.importorskip("check_jsonschema")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html.parser import HTMLParser
 
 import pytest
 
@@ -244,21 +245,47 @@ def test_only_pages_with_math_load_katex_and_code_lines_carry_no_anchors(built_s
         assert "__codelineno" not in html, page
 
 
+class _KatexText(HTMLParser):
+    """The characters of the text inside KaTeX's drawn formulas (`.katex-html`), what the
+    fonts must hold: a tokenizer that counts open elements (four times as fast as a soup)."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+            "source", "track", "wbr"}  # HTML elements that have no end tag
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.depth, self.chars = 0, set()
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.VOID:
+            return
+        if self.depth:
+            self.depth += 1
+        elif "katex-html" in (dict(attrs).get("class") or "").split():
+            self.depth = 1
+
+    def handle_endtag(self, tag):
+        if self.depth and tag not in self.VOID:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if self.depth:
+            self.chars |= {ord(c) for c in data}
+
+
 def test_katex_fonts_hold_every_glyph_the_formulas_draw_and_little_else(built_site):
     """sitebuild.fonts: each font of the site is the npm package's, or that font cut to the
     characters the formulas draw; a cut font keeps every one of them that the font has."""
     import io
 
-    from bs4 import BeautifulSoup
     from fontTools.ttLib import TTFont
 
-    drawn = set()
+    formulas = _KatexText()
     for page in built_site.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         if "katex-html" in html:
-            article = html[html.index("<article"):html.index("</article>") + 10]
-            for formula in BeautifulSoup(article, "html.parser").select(".katex-html"):
-                drawn |= {ord(c) for c in formula.get_text()}
+            formulas.feed(html[html.index("<article"):html.index("</article>") + 10])
+    drawn = formulas.chars
     assert drawn
     source = ROOT / "docs" / "assets" / "katex" / "fonts"
     cut = []
