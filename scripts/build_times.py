@@ -180,8 +180,9 @@ def report(root: Path, builds: list[dict], edits: list[tuple[float, float]]) -> 
     if edits:
         lines += ["", f"`mkdocs serve`: a page edit was served after {med(w for w, _ in edits):.2f} s "
                   f"wall, {med(c for _, c in edits):.2f} CPU seconds of the server (medians of "
-                  f"{len(edits)}: {', '.join(f'{w:.2f} s / {c:.2f} s' for w, c in edits)}); it checks "
-                  "for changes every 0.5 s and waits 0.1 s before rebuilding."]
+                  f"{len(edits)}: {', '.join(f'{w:.2f} s / {c:.2f} s' for w, c in edits)}); it hears of "
+                  "the write from the kernel (hooks/serve_watch.py) and waits 0.1 s for more "
+                  "before rebuilding."]
     return "\n".join(lines) + "\n"
 
 

@@ -28,18 +28,33 @@ PREFIX = re.compile(r"(-?[_a-zA-Z][-\w]*-)\$\{")  # `md-source__fact--${name}`
 RTL = re.compile(r"\[dir=[\"']?rtl")
 
 
+# What one file's text gives, by the hash of the text: a `make serve` rebuild writes every
+# page again, and reads again only those whose text changed.
+_FOUND: dict[bytes, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def _found(data: bytes, script: bool) -> tuple[frozenset[str], frozenset[str]]:
+    key = hashlib.sha1(data).digest() + (b"js" if script else b"html")
+    if key not in _FOUND:
+        if script:
+            text = data.decode("utf-8", errors="replace")
+            _FOUND[key] = frozenset(TOKEN.findall(text)), frozenset(PREFIX.findall(text))
+        else:
+            names = (name for attr in CLASS_ATTR.findall(data.decode("utf-8")) for name in attr.split())
+            _FOUND[key] = frozenset(names), frozenset()
+    return _FOUND[key]
+
+
 def site_classes(site_dir: Path) -> tuple[set[str], tuple[str, ...]]:
     """Every class a built page has or a script of the site can write; and the prefixes of
     classes that a script completes at run time."""
     used: set[str] = set()
-    for page in site_dir.rglob("*.html"):
-        for attr in CLASS_ATTR.findall(page.read_text(encoding="utf-8")):
-            used.update(attr.split())
     prefixes: set[str] = set()
-    for script in site_dir.rglob("*.js"):
-        text = script.read_text(encoding="utf-8", errors="replace")
-        used.update(TOKEN.findall(text))
-        prefixes.update(PREFIX.findall(text))
+    for pattern, script in (("*.html", False), ("*.js", True)):
+        for path in site_dir.rglob(pattern):
+            classes, completed = _found(path.read_bytes(), script)
+            used |= classes
+            prefixes |= completed
     return used, tuple(sorted(prefixes))
 
 
