@@ -9,6 +9,7 @@
 import atexit
 import copy
 import errno
+import fcntl
 import mmap
 import operator
 import os
@@ -50,6 +51,12 @@ def _skeleton(state, tensors, seen):
     same tensor twice (tied weights: views of one storage with the same shape) is one slot,
     so the file keeps them tied, as torch.save does."""
     if isinstance(state, torch.Tensor):
+        if type(state).__module__.startswith("torch.distributed"):  # DTensor, ShardedTensor
+            raise TypeError(
+                f"BackgroundCheckpointer: a {type(state).__name__} in the state: a sharded "
+                "state (FSDP, tensor parallelism) has a part on each rank, and this "
+                "checkpointer writes one file from one process. Save it with "
+                "torch.distributed.checkpoint.async_save, which writes every rank's part")
         if type(state) is not torch.Tensor:
             raise TypeError(f"BackgroundCheckpointer: a {type(state).__name__} in the state; "
                             "pass state dicts (model.state_dict(), not parameters "
@@ -146,6 +153,12 @@ class BackgroundCheckpointer:
     pinned (page-locked) staging memory. The writer ignores SIGINT, SIGTERM and SIGUSR1:
     the training process decides when to stop, and close() (also at interpreter exit)
     finishes the save in flight. The writer exits if the training process dies.
+
+    One checkpointer per directory: from its first save to close(), it holds a lock on the
+    directory (flock), and the save() of another checkpointer there (another rank, another
+    job) raises BackgroundSaveError. A process forked from the training process (a
+    DataLoader worker) cannot save with it; its close(), and its exit, leave the training
+    process's writer alone.
     """
 
     def __init__(self, directory, keep=3, checksum=True, log=print, start="spawn"):
@@ -164,6 +177,9 @@ class BackgroundCheckpointer:
         self._in_flight = None  # the step being written
         self._closed = False
         self._lock = threading.Lock()
+        self._pid = os.getpid()  # the training process; a fork of it has another pid
+        self._directory_fd = None  # holds the directory's lock
+        _LIVE.add(self)
         finalizer = weakref.WeakMethod(self._close_at_exit)
         atexit.register(lambda: finalizer() and finalizer()())
 
@@ -176,12 +192,14 @@ class BackgroundCheckpointer:
         step = operator.index(step)
         if step < 0:
             raise ValueError(f"BackgroundCheckpointer.save: step must be >= 0, not {step}")
+        self._check_process("save")
         with self._lock:
             if self._closed:
                 raise BackgroundSaveError(f"{self.directory}: save() after close()")
             self._wait()  # the previous save: its error first
             tensors = []
             skeleton = _skeleton(state, tensors, {})
+            self._claim_directory()
             self._stage(tensors)
             self._start_writer()
             self._in_flight = step
@@ -193,11 +211,15 @@ class BackgroundCheckpointer:
     def wait(self):
         """Block until the save in flight is on disk and `latest` names it; return its
         path (None if no save was in flight). Raises that save's error."""
+        self._check_process("wait")
         with self._lock:
             return self._wait()
 
     def close(self):
-        """wait(), then stop the writer. Called at interpreter exit if not before."""
+        """wait(), then stop the writer. Called at interpreter exit if not before. In a
+        process forked from the training process it does nothing: the writer is not its."""
+        if os.getpid() != self._pid:
+            return None
         with self._lock:
             if self._closed:
                 return None
@@ -216,6 +238,48 @@ class BackgroundCheckpointer:
     @property
     def writer_pid(self):
         return self._writer.pid if self._writer is not None else None
+
+    # -- one training process, one directory ---------------------------------------------
+
+    def _check_process(self, call):
+        if os.getpid() != self._pid:
+            raise BackgroundSaveError(
+                f"{self.directory}: {call}() in process {os.getpid()}, a fork of the training "
+                f"process {self._pid} (a DataLoader worker?) that created this "
+                "BackgroundCheckpointer: its writer answers the training process only. "
+                "Save from the training process")
+
+    def _claim_directory(self):
+        """Lock the directory (flock) for this checkpointer, until close(); refuse it if
+        another checkpointer holds it."""
+        if self._directory_fd is not None:
+            return
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            fd = os.open(self.directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:  # no permission: the writer's save_checkpoint says it, with what to do
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BackgroundSaveError(
+                f"{self.directory}: another BackgroundCheckpointer already saves into this "
+                f"directory, and this one ({_where()}) may not: two writers in one directory "
+                "replace each other's checkpoints, `latest` and rotation. Under DDP every "
+                "rank holds the same state: create the checkpointer and save on rank 0 "
+                "only. To save a state of each rank, give each rank a directory of its own"
+            ) from None
+        except OSError:  # a filesystem without flock on directories: no check
+            os.close(fd)
+            return
+        self._directory_fd = fd
+
+    def _release_directory(self):
+        if self._directory_fd is not None:
+            fcntl.flock(self._directory_fd, fcntl.LOCK_UN)  # for every fork's copy too
+            os.close(self._directory_fd)
+            self._directory_fd = None
 
     # -- staging ----------------------------------------------------------------------------
 
@@ -344,12 +408,37 @@ class BackgroundCheckpointer:
         if self._conn is not None:
             self._conn.close()
         self._free()
+        self._release_directory()
 
     def _close_at_exit(self):
         try:
             self.close()
         except Exception as e:  # the interpreter is exiting: say it, there is no one to raise to
             print(f"BackgroundCheckpointer at exit: {e}", file=sys.stderr)
+
+
+_LIVE = weakref.WeakSet()  # the checkpointers of this process
+
+
+def _after_fork_in_child():
+    """A forked process (a DataLoader worker, the writer) drops its copy of the directory
+    locks, so that they end with the training process, not with the last fork."""
+    for checkpointer in list(_LIVE):
+        if checkpointer._directory_fd is not None:
+            os.close(checkpointer._directory_fd)
+            checkpointer._directory_fd = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _where():
+    """This process, as an error names it: its pid, and its rank under torch.distributed."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return f"rank {dist.get_rank()} of {dist.get_world_size()}, pid {os.getpid()}"
+    return f"pid {os.getpid()}"
 
 
 def _how(code):

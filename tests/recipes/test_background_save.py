@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from background_checkpoint import BackgroundCheckpointer, BackgroundSaveError
-from checkpoint_files import (CHECKPOINT, DiskFullError, TMP_PREFIX, clean_leftovers,
-                              load_latest, read_latest, save_checkpoint)
+from checkpoint_files import (CHECKPOINT, DiskFullError, TMP_PREFIX, checkpoint_name,
+                              clean_leftovers, load_latest, read_latest, save_checkpoint)
 from cookbook_testing.checkpoints import assert_complete, small_state
 from cookbook_testing.pages import ROOT, assert_quoted, program_env
 from cookbook_testing.programs import as_user, needs_root
@@ -455,3 +455,201 @@ def test_cuda_tensors_are_staged_in_pinned_memory_and_saved_bitwise(tmp_path):
     for i, entry in at_the_call["optimizer"]["state"].items():
         for k, v in entry.items():
             assert_bitwise(v.cpu(), saved["optimizer"]["state"][i][k])
+
+
+# --- DataLoader workers: forks of the training process ---------------------------------------
+
+class _Pids(torch.utils.data.Dataset):
+    """Each sample: the pid of the process that loaded it."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return torch.tensor([os.getpid(), i])
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+@pytest.mark.parametrize("workers_first", [True, False])
+def test_saves_while_forked_dataloader_workers_run_are_complete_and_bitwise(
+        tmp_path, persistent, workers_first):
+    """2 workers (fork), started before or after the first save, persistent or not, 2 epochs:
+    every save while they load is on disk bitwise, by the one writer of the training process."""
+    loader = torch.utils.data.DataLoader(_Pids(), batch_size=2, num_workers=2,
+                                         persistent_workers=persistent)
+    with BackgroundCheckpointer(str(tmp_path), keep=2, log=quiet, start="fork") as checkpointer:
+        if workers_first:
+            batches = iter(loader)
+        checkpointer.save(small_state(0), 0)
+        writer = checkpointer.writer_pid
+        if not workers_first:
+            batches = iter(loader)
+        step, loaded_by = 0, set()
+        for epoch in range(2):
+            for batch in batches:
+                step += 1
+                loaded_by.update(batch[:, 0].tolist())
+                checkpointer.save(small_state(step), step)
+                assert checkpointer.writer_pid == writer
+            batches = iter(loader)
+        assert checkpointer.wait() == str(tmp_path / checkpoint_name(step))
+        del batches
+    assert os.getpid() not in loaded_by and len(loaded_by) == (2 if persistent else 4)
+    state, _ = load_latest(str(tmp_path), log=quiet, require_checksum=True)
+    assert_bitwise(small_state(step), state)
+
+
+def test_a_forked_process_neither_saves_nor_stops_the_writer_of_the_training_process(tmp_path):
+    """A fork taken while a save is in flight (a DataLoader worker) that calls save(), or
+    close(), or exits through the interpreter's exit (close() at exit): save() is refused,
+    close() does nothing, and the training process's save completes with its writer."""
+    with BackgroundCheckpointer(str(tmp_path), log=quiet, start="fork") as checkpointer:
+        checkpointer.save(small_state(1), 1)  # not yet reported when the child runs
+        writer = checkpointer.writer_pid
+        read, write = os.pipe()  # after the writer's fork: it holds no end of it
+        pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                try:
+                    checkpointer.save(small_state(2), 2)
+                    out = "saved"
+                except BackgroundSaveError as e:
+                    out = str(e)
+                checkpointer.close()
+                checkpointer._close_at_exit()  # what the interpreter's exit runs
+                os.write(write, out.encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as f:
+            out = f.read()
+        os.waitpid(pid, 0)
+        assert out == (f"{tmp_path}: save() in process {pid}, a fork of the training process "
+                       f"{os.getpid()} (a DataLoader worker?) that created this "
+                       "BackgroundCheckpointer: its writer answers the training process only. "
+                       "Save from the training process"), out
+        answered = checkpointer._conn.poll(10)  # the child took no message of the writer's
+        if not answered:
+            os.kill(writer, signal.SIGKILL)
+        assert answered, "the training process's save was never reported"
+        assert checkpointer.wait() == str(tmp_path / "ckpt-00000001.pt")
+        assert running(writer)
+        checkpointer.save(small_state(3), 3)
+        assert checkpointer.writer_pid == writer
+    assert load_latest(str(tmp_path), log=quiet, require_checksum=True)[0]["step"] == 3
+
+
+# --- several ranks -----------------------------------------------------------------------------
+
+def _on_two_ranks(tmp_path, work):
+    """work(rank) in 2 forked processes with a gloo process group; returns what each returned,
+    or the text of the exception it raised."""
+    import pickle
+    import torch.distributed as dist
+
+    children = []
+    for rank in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            try:
+                torch.set_num_threads(1)
+                dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store",
+                                        rank=rank, world_size=2)
+                try:
+                    out = work(rank)
+                except Exception as e:  # noqa: BLE001
+                    out = f"{type(e).__name__}: {e}"
+                dist.barrier()
+                dist.destroy_process_group()
+                os.write(write, pickle.dumps(out))
+            finally:
+                os._exit(0)
+        os.close(write)
+        children.append((pid, read))
+    outs = []
+    for pid, read in children:
+        with os.fdopen(read, "rb") as f:
+            outs.append(pickle.loads(f.read()))
+        os.waitpid(pid, 0)
+    return outs
+
+
+def test_two_ranks_saving_into_one_directory_one_is_refused(tmp_path):
+    """Every rank creates a checkpointer on the same directory and saves: one saves, the
+    other is refused with its rank, the directory and what to do. Rank 0 alone, or a
+    directory per rank, saves."""
+    shared = tmp_path / "checkpoints"
+    import torch.distributed as dist
+
+    def every_rank_saves(rank):
+        torch.manual_seed(0)  # replicated, as under DDP
+        state = {"model": torch.nn.Linear(4, 2).state_dict(), "step": 10}
+        with BackgroundCheckpointer(str(shared), log=quiet, start="fork") as checkpointer:
+            dist.barrier()
+            try:
+                checkpointer.save(state, 10)
+                return checkpointer.wait()
+            finally:
+                dist.barrier()  # both have tried before either closes
+
+    outs = _on_two_ranks(tmp_path, every_rank_saves)
+    assert [out for out in outs if not out.startswith("BackgroundSaveError")] == [
+        str(shared / "ckpt-00000010.pt")], outs
+    refused = next(out for out in outs if out.startswith("BackgroundSaveError"))
+    rank = outs.index(refused)
+    assert re.fullmatch(
+        re.escape(f"BackgroundSaveError: {shared}: another BackgroundCheckpointer already saves "
+                  f"into this directory, and this one (rank {rank} of 2, pid ") + r"\d+"
+        + re.escape(") may not: two writers in one directory replace each other's "
+                    "checkpoints, `latest` and rotation. Under DDP every rank holds the same "
+                    "state: create the checkpointer and save on rank 0 only. To save a state "
+                    "of each rank, give each rank a directory of its own"), refused), refused
+    assert sorted(os.listdir(shared)) == ["ckpt-00000010.pt", "ckpt-00000010.pt.sha256", "latest"]
+    assert load_latest(str(shared), log=quiet, require_checksum=True)[0]["step"] == 10
+
+    def the_right_ways(rank):
+        state = {"rank": rank, "w": torch.full((3,), float(rank)), "step": 20}
+        with BackgroundCheckpointer(str(tmp_path / f"rank-{rank}"), log=quiet,
+                                    start="fork") as own:
+            own.save(state, 20)
+        if rank == 0:
+            with BackgroundCheckpointer(str(shared), log=quiet, start="fork") as checkpointer:
+                checkpointer.save(state, 20)
+        return "saved"
+
+    assert _on_two_ranks(tmp_path, the_right_ways) == ["saved", "saved"]
+    for rank in range(2):
+        assert load_latest(str(tmp_path / f"rank-{rank}"), log=quiet)[0]["rank"] == rank
+    assert load_latest(str(shared), log=quiet, require_checksum=True)[0]["step"] == 20
+
+
+@pytest.mark.slow
+def test_a_sharded_state_is_refused_with_a_pointer_to_dcp_async_save(tmp_path):
+    """An FSDP2 model's state_dict() holds DTensors, a part on each rank; nothing is written.
+    Slow (2 s): the first fully_shard in a process imports and sets up much of FSDP."""
+    from torch.distributed.fsdp import fully_shard
+
+    def fsdp_save(rank):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+        fully_shard(model)
+        kind = type(model.state_dict()["0.weight"]).__name__
+        with BackgroundCheckpointer(str(tmp_path / f"rank-{rank}"), log=quiet,
+                                    start="fork") as checkpointer:
+            try:
+                checkpointer.save({"model": model.state_dict()}, 1)
+            except TypeError as e:
+                return kind, str(e), os.path.exists(tmp_path / f"rank-{rank}")
+        return kind, "saved", None
+
+    outs = _on_two_ranks(tmp_path, fsdp_save)
+    assert all(isinstance(out, tuple) for out in outs), outs
+    for kind, message, files in outs:
+        assert (kind, files) == ("DTensor", False), (kind, message, files)
+        assert message == ("BackgroundCheckpointer: a DTensor in the state: a sharded state "
+                           "(FSDP, tensor parallelism) has a part on each rank, and this "
+                           "checkpointer writes one file from one process. Save it with "
+                           "torch.distributed.checkpoint.async_save, which writes every "
+                           "rank's part"), message
