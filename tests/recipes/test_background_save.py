@@ -653,3 +653,44 @@ def test_a_sharded_state_is_refused_with_a_pointer_to_dcp_async_save(tmp_path):
                            "checkpointer writes one file from one process. Save it with "
                            "torch.distributed.checkpoint.async_save, which writes every "
                            "rank's part"), message
+
+
+WITH_WORKERS = ROOT / "tests" / "programs" / "background_save_with_workers.py"
+
+
+@pytest.mark.slow
+def test_spawned_dataloader_workers_and_the_interpreters_exit(tmp_path):
+    """Workers started with spawn (persistent, before the first save; and not, after it),
+    the default writer (spawn): every save bitwise, and the exit's close() does not hang.
+    Slow: new interpreters."""
+    done = subprocess.run([sys.executable, str(WITH_WORKERS), "saves", str(tmp_path)],
+                          env=program_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ("persistent=True workers_first=True: True True\n"
+                           "persistent=False workers_first=False: True True\n"), done.stdout
+
+
+@pytest.mark.slow
+def test_the_writer_exits_when_the_training_process_dies_while_its_workers_live(tmp_path):
+    """SIGKILL to a training process with persistent fork workers: its writer exits within a
+    second, while the workers are still there (they look for their parent every 5 s), and a
+    new training process can save into the directory at once. Slow: a new interpreter."""
+    directory = tmp_path / "checkpoints"
+    program = subprocess.Popen([sys.executable, str(WITH_WORKERS), "dies", str(directory)],
+                               env=program_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        writer, *workers = map(int, program.stdout.readline().split())
+        os.kill(program.pid, signal.SIGKILL)
+        program.wait()
+        started = time.monotonic()
+        while running(writer) and time.monotonic() - started < 3:
+            time.sleep(0.01)
+        assert not running(writer), "the writer outlived its training process"
+        assert any(running(w) for w in workers), "the workers were gone first: nothing shown"
+        with BackgroundCheckpointer(str(directory), log=quiet, start="fork") as checkpointer:
+            checkpointer.save(small_state(2), 2)  # the lock went with the training process
+        assert any(running(w) for w in workers)
+    finally:
+        if program.poll() is None:
+            program.kill()
+    assert_complete(load_latest(str(directory), log=quiet, require_checksum=True)[0], 2)
