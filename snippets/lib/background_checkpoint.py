@@ -9,7 +9,6 @@
 import atexit
 import copy
 import errno
-import fcntl
 import mmap
 import operator
 import os
@@ -21,6 +20,11 @@ import threading
 import weakref
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle, send_handle
+
+try:
+    import fcntl  # the directory's lock (not on Windows: no lock there)
+except ImportError:
+    fcntl = None
 
 import torch
 
@@ -252,7 +256,7 @@ class BackgroundCheckpointer:
     def _claim_directory(self):
         """Lock the directory (flock) for this checkpointer, until close(); refuse it if
         another checkpointer holds it."""
-        if self._directory_fd is not None:
+        if self._directory_fd is not None or fcntl is None:
             return
         try:
             os.makedirs(self.directory, exist_ok=True)
